@@ -1,0 +1,28 @@
+"""Method 1: smooth the one-hot training labels in advance, then train with plain cross-entropy.
+
+    python label_smoothing_func.py --smoothing 0.1 --plot func.png
+"""
+import sys
+
+from pyimagesearch.smoothing import smooth_labels
+from pyimagesearch.training import Method, main as train_main
+
+__all__ = ["smooth_labels", "prepare", "main"]
+
+
+def prepare(one_hot, smoothing):
+    """Smooth the targets once; the loss sees them as ordinary soft labels."""
+    import keras
+
+    return smooth_labels(one_hot, smoothing), keras.losses.CategoricalCrossentropy(from_logits=True)
+
+
+METHOD = Method(name="func", summary="labels smoothed in advance", prepare=prepare)
+
+
+def main(argv=None):
+    return train_main(METHOD, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""A CIFAR-10 loader that reads the official python layout safely.
+
+The official `cifar-10-python.tar.gz` holds pickled batches, and unpickling can run arbitrary
+code. So batches are read with an unpickler that only rebuilds numpy arrays, archive members are
+read in memory (nothing is ever extracted to disk), and members with absolute paths, `..`, links
+or device files are refused. Every fault becomes a `DatasetError` whose message names the file.
+"""
+import dataclasses
+import io
+import os
+import pickle
+import tarfile
+import zlib
+
+import numpy as np
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck")
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SHAPE = (32, 32, 3)
+FOLDER_NAME = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{index}" for index in range(1, 6))
+TEST_BATCH = "test_batch"
+
+# The only globals a CIFAR-10 batch pickle needs: numpy's array reconstruction (module renamed
+# in numpy 2), the dtype, and `_codecs.encode`, with which Python 3 writes bytes at pickle
+# protocol 2 (str -> bytes, nothing more). Anything else (os.system, eval, ...) is refused.
+_ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class DatasetError(Exception):
+    """A dataset that is missing, malformed or unsafe. The message names the file and the fault."""
+
+
+@dataclasses.dataclass
+class Cifar10:
+    """Images are uint8 (N, 32, 32, 3); labels are int64 class indices (N,)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load global '{module}.{name}'")
+
+
+def unpickle_batch(payload, where):
+    """Decode one batch pickle (bytes) into (images, labels), checking the format strictly."""
+    try:
+        batch = _RestrictedUnpickler(io.BytesIO(payload), encoding="bytes").load()
+    except pickle.UnpicklingError as error:
+        raise DatasetError(f"{where}: unsafe or corrupt pickle ({error})") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError) as error:
+        raise DatasetError(f"{where}: truncated or corrupt pickle ({type(error).__name__}: "
+                           f"{error})") from None
+    if not isinstance(batch, dict):
+        raise DatasetError(f"{where}: expected a dict, found {type(batch).__name__}")
+    # Official batches were pickled by Python 2, so their keys read back as bytes.
+    batch = {key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()}
+    if "data" not in batch or "labels" not in batch:
+        raise DatasetError(f"{where}: missing 'data' or 'labels' (keys: {sorted(map(str, batch))})")
+    data, labels = batch["data"], batch["labels"]
+    row_size = int(np.prod(IMAGE_SHAPE))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != row_size:
+        shape = getattr(data, "shape", None)
+        dtype = getattr(data, "dtype", type(data).__name__)
+        raise DatasetError(f"{where}: 'data' must be uint8 of shape (N, {row_size}), "
+                           f"found {dtype} {shape}")
+    labels = np.asarray(labels)
+    if labels.size and labels.dtype.kind not in "iu":
+        raise DatasetError(f"{where}: 'labels' must be integers, found {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.shape != (len(data),):
+        raise DatasetError(f"{where}: {len(data)} images but labels of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DatasetError(f"{where}: labels must be in 0-{NUM_CLASSES - 1}, "
+                           f"found {labels.min()}-{labels.max()}")
+    # Rows are channel-major (1024 red, 1024 green, 1024 blue): to (N, 32, 32, 3).
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels
+
+
+def _check_member(member, archive):
+    parts = member.name.replace("\\", "/").split("/")
+    if member.name.startswith(("/", "\\")) or ".." in parts:
+        raise DatasetError(f"{archive}: refused member '{member.name}' (path leaves the archive)")
+    if not (member.isfile() or member.isdir()):
+        raise DatasetError(f"{archive}: refused member '{member.name}' (link or device file)")
+
+
+def _read_archive(path):
+    """Read the batch files of a .tar.gz into memory: {batch name: bytes}."""
+    if os.path.getsize(path) == 0:
+        raise DatasetError(f"{path}: empty file, not a tar.gz archive")
+    wanted = set(TRAIN_BATCHES) | {TEST_BATCH}
+    payloads = {}
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                _check_member(member, path)
+                folder, _, name = member.name.rpartition("/")
+                if member.isfile() and name in wanted and folder.split("/")[-1] == FOLDER_NAME:
+                    payloads[name] = archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise DatasetError(f"{path}: truncated or corrupt archive ({error})") from None
+    return payloads
+
+
+def _find_folder(path):
+    for candidate in (path, os.path.join(path, FOLDER_NAME)):
+        if os.path.isfile(os.path.join(candidate, TEST_BATCH)):
+            return candidate
+    raise DatasetError(f"{path}: no '{TEST_BATCH}' here or in {FOLDER_NAME}/: "
+                       "not a CIFAR-10 python folder")
+
+
+def _read_folder(path):
+    folder = _find_folder(path)
+    payloads = {}
+    for name in TRAIN_BATCHES + (TEST_BATCH,):
+        file_path = os.path.join(folder, name)
+        if os.path.islink(file_path) or not os.path.isfile(file_path):
+            continue
+        with open(file_path, "rb") as handle:
+            payloads[name] = handle.read()
+    return folder, payloads
+
+
+def load_cifar10(path=None):
+    """Load CIFAR-10 from the official .tar.gz, its extracted folder, or (path None) Keras' cache.
+
+    Raises `DatasetError` for a missing, truncated, wrong-shape or unsafe dataset.
+    """
+    if path is None:
+        return _load_from_keras()
+    if not os.path.exists(path):
+        raise DatasetError(f"{path}: no such file or folder")
+    if os.path.isdir(path):
+        where, payloads = _read_folder(path)
+    else:
+        where, payloads = path, _read_archive(path)
+    missing = [name for name in TRAIN_BATCHES + (TEST_BATCH,) if name not in payloads]
+    if missing:
+        raise DatasetError(f"{where}: missing {', '.join(missing)}")
+    train = [unpickle_batch(payloads[name], os.path.join(where, name)) for name in TRAIN_BATCHES]
+    test_images, test_labels = unpickle_batch(payloads[TEST_BATCH], os.path.join(where, TEST_BATCH))
+    return Cifar10(train_images=np.concatenate([images for images, _ in train]),
+                   train_labels=np.concatenate([labels for _, labels in train]),
+                   test_images=test_images, test_labels=test_labels, source=os.path.abspath(path))
+
+
+def _load_from_keras():
+    import keras  # deferred: keeps the loader importable without TensorFlow
+
+    try:
+        (train_images, train_labels), (test_images, test_labels) = \
+            keras.datasets.cifar10.load_data()
+    except Exception as error:  # the download has many failure modes; all mean "no data"
+        raise DatasetError(f"keras.datasets.cifar10: could not load or download ({error}); "
+                           "pass --dataset PATH to a local cifar-10-python.tar.gz") from None
+    return Cifar10(train_images, train_labels.reshape(-1).astype(np.int64),
+                   test_images, test_labels.reshape(-1).astype(np.int64),
+                   source="keras.datasets.cifar10")

@@ -1,0 +1,76 @@
+"""The models: the book's pre-activation bottleneck ResNet and a fast small ResNet for CPUs.
+
+Both return logits (a float32 Dense layer with no softmax) so that the loss can use
+`from_logits=True`, which is numerically safer and lets calibration code rescale the logits
+(temperature scaling). Weight decay is applied by the optimizer, not by kernel regularisers, so
+the training loss in the history is plain cross-entropy.
+"""
+import keras
+from keras import layers
+
+# Keras' default BatchNormalization momentum (0.99) averages over ~100 steps, too slow for runs of
+# only a few hundred steps per epoch; 0.9 follows the book and keeps evaluation statistics fresh.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 2e-5
+
+
+def _batch_norm():
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+
+
+def _bottleneck(inputs, filters, stride, project_shortcut):
+    """Pre-activation bottleneck: BN-ReLU-1x1(f/4), BN-ReLU-3x3(f/4), BN-ReLU-1x1(f), plus shortcut."""
+    activated = layers.ReLU()(_batch_norm()(inputs))
+    x = layers.Conv2D(filters // 4, 1, use_bias=False)(activated)
+    x = layers.ReLU()(_batch_norm()(x))
+    x = layers.Conv2D(filters // 4, 3, strides=stride, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(_batch_norm()(x))
+    x = layers.Conv2D(filters, 1, use_bias=False)(x)
+    # When the shape changes, the shortcut is a strided 1x1 convolution of the activated input.
+    shortcut = (layers.Conv2D(filters, 1, strides=stride, use_bias=False)(activated)
+                if project_shortcut else inputs)
+    return layers.Add()([x, shortcut])
+
+
+def build_preact_resnet(stages=(9, 9, 9), filters=(64, 64, 128, 256), num_classes=10,
+                        input_shape=(32, 32, 3)):
+    """The book-style CIFAR ResNet: a 3x3 stem of filters[0], then one stage per entry of `stages`
+    of that many bottleneck modules with filters[i + 1] outputs; stages after the first halve the
+    resolution. (9, 9, 9) / (64, 64, 128, 256) is the 2019 tutorial's ResNet-83."""
+    if len(filters) != len(stages) + 1:
+        raise ValueError(f"need one more filter count than stages, got stages={stages} "
+                         f"filters={filters}")
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(filters[0], 3, padding="same", use_bias=False)(inputs)
+    for stage, (depth, stage_filters) in enumerate(zip(stages, filters[1:])):
+        stride = 1 if stage == 0 else 2
+        x = _bottleneck(x, stage_filters, stride, project_shortcut=True)
+        for _ in range(depth - 1):
+            x = _bottleneck(x, stage_filters, 1, project_shortcut=False)
+    x = layers.ReLU()(_batch_norm()(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="preact_resnet")
+
+
+def _conv_bn_gelu(x, filters, pool=False):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    if pool:  # pooling before BN computes BN and GELU on a quarter of the pixels
+        x = layers.MaxPooling2D(2)(x)
+    return layers.Activation("gelu")(_batch_norm()(x))
+
+
+def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3)):
+    """A compact residual net after Keller Jordan's airbench and David Page's ResNet-9: a 2x2 stem
+    conv, then one block per width, each halving the resolution (31 -> 15 -> 7 -> 3):
+    conv-pool-BN-GELU followed by a residual conv-BN-GELU; then global max-pooling and a linear
+    classifier. Every block costs about the same FLOPs, so it is cheap for its accuracy."""
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(24, 2, padding="valid")(inputs)
+    x = layers.Activation("gelu")(x)
+    for width in widths:
+        x = _conv_bn_gelu(x, width, pool=True)
+        x = layers.Add()([x, _conv_bn_gelu(x, width)])
+    x = layers.GlobalMaxPooling2D()(x)
+    outputs = layers.Dense(num_classes, use_bias=False, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="fast_resnet")

@@ -1,0 +1,456 @@
+"""The training core both scripts share: arguments, data, model, training, evaluation, outputs.
+
+A script supplies only a `Method`: how the training targets and the loss are made from the one-hot
+labels and the smoothing factor. Everything else, validation and test metrics included, is the
+same for both, and validation/test always use hard (unsmoothed) labels.
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from pyimagesearch import calibration
+from pyimagesearch.cifar10 import CLASS_NAMES, NUM_CLASSES, DatasetError, load_cifar10
+from pyimagesearch.outputs import output_paths
+
+# Recipes: every training hyperparameter in one place; a command-line flag overrides its entry.
+RECIPES = {
+    # The default: reaches the tutorial's accuracy in minutes on a 2-core CPU (README: results).
+    "fast": dict(
+        model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
+        epochs=12,              # short: the time budget, not convergence, sets the length
+        batch_size=512,         # large batches keep the CPU's matrix units busy
+        lr=0.4,                 # peak lr; SGD+Nesterov on the mean cross-entropy
+        schedule="warmup_cosine",
+        warmup_epochs=2,        # high peak lr needs a warm-up with BatchNorm from scratch
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-3,      # decoupled (lr-scaled) decay; ~= L2 5e-4 through momentum 0.9
+        max_shift=2,            # random translation (px, reflect-padded) + horizontal flips
+        flip_tta=True,          # evaluate on the mean logits of each image and its mirror
+    ),
+    # The 2019 tutorial's setup, on the book's ResNet: ~15 h on a 2-core CPU, shown for reference.
+    "tutorial": dict(
+        model="preact_resnet",  # stages (9, 9, 9), filters (64, 64, 128, 256)
+        epochs=70,
+        batch_size=64,
+        lr=5e-3,
+        schedule="polynomial",  # power 1: linear decay to 0
+        warmup_epochs=0,
+        momentum=0.9,
+        nesterov=False,
+        weight_decay=1e-3,      # the book's L2 of 5e-4 (gradient 2 * 5e-4 * w), decoupled
+        max_shift=3,            # ImageDataGenerator(width/height_shift_range=0.1) on 32 px
+        flip_tta=False,
+    ),
+}
+DEFAULT_RECIPE = "fast"
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+DEFAULT_VAL_SIZE = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """Where smoothing happens. `prepare(one_hot, smoothing)` returns the training targets and
+    the Keras loss to train them with; the model outputs logits."""
+
+    name: str
+    summary: str
+    prepare: Callable
+
+
+class UsageError(Exception):
+    """A bad command line: one line on stderr and exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def build_parser(method):
+    parser = _Parser(
+        prog=f"label_smoothing_{method.name}.py",
+        description=f"Train a ResNet on CIFAR-10 with label smoothing: {method.summary}. "
+                    "Writes the plot, <stem>_report.txt, <stem>.json and <stem>_calibration.png.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--smoothing", type=float, default=0.1, help="label-smoothing factor in [0, 1)")
+    add("--plot", default="plot.png", help="training-curve plot; other outputs go beside it")
+    add("--dataset", default=None,
+        help="cifar-10-python.tar.gz or its cifar-10-batches-py/ folder "
+             "(default: keras.datasets.cifar10, which downloads)")
+    add("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+        help="hyperparameter preset; 'tutorial' is the 2019 setup (70 epochs, batch 64)")
+    add("--epochs", type=int, help="epochs (default: the recipe's)")
+    add("--batch-size", type=int, help="batch size (default: the recipe's)")
+    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    add("--seed", type=int, default=42, help="random seed for weights, shuffling, augmentation")
+    add("--train-size", type=int, help="use only the first N training images (smoke runs)")
+    add("--test-size", type=int, help="use only the first N test images (smoke runs)")
+    add("--val-size", type=int,
+        help=f"training images held out for validation and temperature scaling "
+             f"(default: min({DEFAULT_VAL_SIZE}, train images / 10); 0 for none)")
+    add("--precision", choices=PRECISIONS, default="auto",
+        help="auto: bfloat16 on CPUs/GPUs with fast bf16 units, float32 elsewhere")
+    add("--debug", action="store_true", help="show tracebacks for errors")
+    return parser
+
+
+def parse_args(method, argv):
+    """Parse and check every argument before any data is loaded; UsageError on a bad one."""
+    args = build_parser(method).parse_args(argv)
+    recipe = RECIPES[args.recipe]
+    for key in ("epochs", "batch_size", "lr"):
+        if getattr(args, key) is None:
+            setattr(args, key, recipe[key])
+    if not 0.0 <= args.smoothing < 1.0:
+        raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
+    for flag in ("epochs", "batch_size", "train_size", "test_size"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if not args.lr > 0 or not np.isfinite(args.lr):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if args.val_size is not None and args.val_size < 0:
+        raise UsageError(f"--val-size must be >= 0, got {args.val_size}")
+    if args.train_size is not None and args.val_size is not None \
+            and args.val_size >= args.train_size:
+        raise UsageError(f"--val-size ({args.val_size}) must be smaller than --train-size "
+                         f"({args.train_size})")
+    if args.dataset is not None and not os.path.exists(args.dataset):
+        raise UsageError(f"--dataset {args.dataset}: no such file or folder")
+    _check_plot_path(args.plot)
+    return args
+
+
+def _check_plot_path(plot):
+    if os.path.splitext(plot)[1].lower() not in PLOT_FORMATS:
+        raise UsageError(f"--plot {plot}: use one of the extensions {', '.join(PLOT_FORMATS)}")
+    folder = os.path.dirname(os.path.abspath(plot))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--plot {plot}: cannot create folder {folder} ({error.strerror})") \
+            from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--plot {plot}: folder {folder} is not writable")
+
+
+def detect_precision():
+    """'bfloat16' where the hardware runs it fast, else 'float32'. On a CPU that means AVX512-BF16
+    or AMX (oneDNN uses them); on a GPU, compute capability 8.0 or newer (untested here)."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        return "bfloat16" if capability and capability >= (8, 0) else "float32"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = set(handle.read().split())
+    except OSError:
+        return "float32"
+    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def _device_name():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return f"GPU ({len(gpus)})"
+    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+
+
+def split_data(data, train_size, test_size, val_size):
+    """(train, val, test) as (images, labels) pairs: the first `train_size` training images, of
+    which the last `val_size` are held out for validation; the first `test_size` test images."""
+    for flag, size, available in (("--train-size", train_size, len(data.train_images)),
+                                  ("--test-size", test_size, len(data.test_images))):
+        if size is not None and size > available:
+            raise UsageError(f"{flag} {size}: the dataset has only {available} images")
+    train_images, train_labels = data.train_images[:train_size], data.train_labels[:train_size]
+    if val_size is None:
+        val_size = min(DEFAULT_VAL_SIZE, len(train_images) // 10)
+    if val_size >= len(train_images):
+        raise UsageError(f"--val-size ({val_size}) must be smaller than the {len(train_images)} "
+                         "training images")
+    cut = len(train_images) - val_size
+    return ((train_images[:cut], train_labels[:cut]),
+            (train_images[cut:], train_labels[cut:]),
+            (data.test_images[:test_size], data.test_labels[:test_size]))
+
+
+def build_model(name):
+    from pyimagesearch import resnet
+
+    if name == "fast_resnet":
+        return resnet.build_fast_resnet(num_classes=NUM_CLASSES)
+    if name == "preact_resnet":
+        return resnet.build_preact_resnet(num_classes=NUM_CLASSES)
+    raise ValueError(f"unknown model '{name}'")
+
+
+def predict_logits(model, images, mean, std, flip_tta):
+    """Logits (N, classes) in float64; with `flip_tta`, the mean over each image and its mirror."""
+    import tensorflow as tf
+
+    from pyimagesearch import pipeline
+
+    dataset = pipeline.inference_dataset(images, mean, std)
+    logits = model.predict(dataset, verbose=0).astype(np.float64)
+    if flip_tta:
+        mirrored = dataset.map(lambda batch: tf.reverse(batch, axis=[2]))
+        logits = (logits + model.predict(mirrored, verbose=0).astype(np.float64)) / 2
+    return logits
+
+
+def _callbacks(val_images, val_labels, mean, std, backup_folder, run_config):
+    """Keras callbacks: hard-label validation, divergence stop, resumable history and backup.
+    Order matters: validation adds val_* to the logs before they are recorded and printed."""
+    import keras
+
+    class HardLabelValidation(keras.callbacks.Callback):
+        """val_loss / val_accuracy on hard labels for both methods (Keras' own validation would
+        apply the training loss, whose smoothing differs between the methods)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is None or len(val_labels) == 0 or stopped_by_guard():
+                return
+            logits = predict_logits(self.model, val_images, mean, std, flip_tta=False)
+            logs["val_loss"] = calibration.negative_log_likelihood(logits, val_labels)
+            logs["val_accuracy"] = float((logits.argmax(axis=1) == val_labels).mean())
+
+    class DivergenceGuard(keras.callbacks.Callback):
+        """Stop at the first non-finite training loss (Keras' TerminateOnNaN, remembering it)."""
+
+        diverged_at = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)) and self.diverged_at is None:
+                self.diverged_at = batch
+                self.model.stop_training = True
+
+    class ResumableHistory(keras.callbacks.Callback):
+        """Keeps the per-epoch history in the backup folder, so a resumed run's history has every
+        epoch exactly once. Runs before BackupAndRestore saves, so it never lags the weights."""
+
+        path = os.path.join(backup_folder, "history.json")
+
+        def __init__(self):
+            super().__init__()
+            self.history = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch > 0 and not self.history and os.path.exists(self.path):
+                with open(self.path, encoding="utf-8") as handle:
+                    saved = json.load(handle)
+                self.history = saved["history"][:epoch]  # drop an epoch recorded but not backed up
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.history.append({key: float(value) for key, value in (logs or {}).items()})
+            os.makedirs(backup_folder, exist_ok=True)
+            from pyimagesearch.outputs import write_json
+
+            write_json(self.path, {"config": run_config, "history": self.history})
+
+    guard = DivergenceGuard()
+
+    def stopped_by_guard():
+        return guard.diverged_at is not None
+
+    history = ResumableHistory()
+    backup = keras.callbacks.BackupAndRestore(backup_folder, delete_checkpoint=True)
+    return [HardLabelValidation(), guard, history, backup], guard, history
+
+
+def check_backup_matches(backup_folder, run_config):
+    """A backup from a different command must not be resumed silently."""
+    path = os.path.join(backup_folder, "history.json")
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle).get("config")
+    if saved != run_config:
+        changed = sorted(key for key in set(saved or {}) | set(run_config)
+                         if (saved or {}).get(key) != run_config.get(key))
+        raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
+                         f"({', '.join(changed)}); rerun that command to resume it, or delete "
+                         "the folder to start afresh")
+
+
+def library_versions():
+    import keras
+    import matplotlib
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__}
+
+
+def run(method, args):
+    """Train and evaluate one run; returns the result dict written to `<stem>.json`."""
+    started = time.perf_counter()
+    import keras
+    from sklearn.metrics import classification_report
+
+    from pyimagesearch import outputs, pipeline
+    from pyimagesearch.schedule import learning_rate_schedule
+
+    recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    paths = output_paths(args.plot)
+    run_config = {"method": method.name, **{key: value for key, value in vars(args).items()
+                                            if key not in ("debug", "precision", "argv")}}
+    check_backup_matches(paths["backup"], run_config)
+
+    data = load_cifar10(args.dataset)
+    (train_images, train_labels), (val_images, val_labels), (test_images, test_labels) = \
+        split_data(data, args.train_size, args.test_size, args.val_size)
+
+    precision = detect_precision() if args.precision == "auto" else args.precision
+    keras.mixed_precision.set_global_policy(
+        {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision])
+    keras.utils.set_random_seed(args.seed)
+
+    mean, std = pipeline.channel_stats(train_images)
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[train_labels]
+    targets, loss = method.prepare(one_hot, args.smoothing)
+    train_dataset = pipeline.training_dataset(train_images, targets, recipe["batch_size"], mean,
+                                              std, recipe["max_shift"], args.seed)
+
+    model = build_model(recipe["model"])
+    steps_per_epoch = -(-len(train_images) // recipe["batch_size"])
+    schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"],
+                                      total_steps=steps_per_epoch * recipe["epochs"],
+                                      warmup_steps=steps_per_epoch * recipe["warmup_epochs"])
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=recipe["momentum"],
+                                     nesterov=recipe["nesterov"],
+                                     weight_decay=recipe["weight_decay"])
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+    print(f"data: {data.source}: {len(train_images):,} train / {len(val_images):,} val / "
+          f"{len(test_images):,} test images | model: {recipe['model']}, "
+          f"{model.count_params():,} params | device: {_device_name()} | precision: {precision} "
+          f"| method: {method.name} ({method.summary}), smoothing {args.smoothing}, "
+          f"recipe {args.recipe}, {recipe['epochs']} epochs", flush=True)
+
+    callbacks, guard, history = _callbacks(val_images, val_labels, mean, std, paths["backup"],
+                                           run_config)
+    model.fit(train_dataset, epochs=recipe["epochs"], callbacks=callbacks, shuffle=False,
+              verbose=1 if sys.stdout.isatty() else 2)
+
+    per_epoch = history.history
+    result = {
+        "method": method.name, "method_summary": method.summary,
+        "command": shlex.join([os.path.basename(sys.argv[0])] + list(args.argv)),
+        "args": {key: value for key, value in vars(args).items() if key != "argv"},
+        "recipe": recipe, "precision": precision, "device": _device_name(),
+        "data": {"source": data.source, "train_images": len(train_images),
+                 "val_images": len(val_images), "test_images": len(test_images)},
+        "history": {key: [epoch.get(key) for epoch in per_epoch]
+                    for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+        "epochs_completed": len(per_epoch),
+        "diverged": guard.diverged_at is not None,
+    }
+    title = (f"{method.name}: smoothing {args.smoothing}, {recipe['model']}, "
+             f"{len(per_epoch)} epochs")
+    if result["diverged"]:
+        result["wall_seconds"] = time.perf_counter() - started
+        result["versions"] = library_versions()
+        outputs.write_json(paths["json"], result)
+        outputs.plot_history(paths["plot"], result["history"], title + " (DIVERGED)")
+        raise TrainingDiverged(f"training diverged in epoch {len(per_epoch)} (loss became "
+                               f"NaN or infinite); try a smaller --lr. Partial results: "
+                               f"{paths['json']}")
+
+    test_logits = predict_logits(model, test_images, mean, std, recipe["flip_tta"])
+    test_metrics = calibration.calibration_metrics(test_logits, test_labels)
+    if len(val_labels):
+        val_logits = predict_logits(model, val_images, mean, std, recipe["flip_tta"])
+        temperature = calibration.fit_temperature(val_logits, val_labels)
+        scaled = calibration.calibration_metrics(test_logits, test_labels, temperature)
+    else:
+        temperature, scaled = None, None
+    probabilities = calibration.softmax(test_logits)
+    predictions = probabilities.argmax(axis=1)
+    report_kwargs = dict(labels=list(range(NUM_CLASSES)), target_names=list(CLASS_NAMES),
+                         zero_division=0)
+    report_text = classification_report(test_labels, predictions, digits=4, **report_kwargs)
+    bins = calibration.reliability_bins(probabilities, test_labels)
+    result.update({
+        "test_accuracy": test_metrics["accuracy"],
+        "test_metrics": test_metrics,
+        "temperature": temperature,
+        "test_metrics_temperature_scaled": scaled,
+        "reliability_bins": {"count": bins[0].tolist(), "mean_confidence": bins[1].tolist(),
+                             "accuracy": bins[2].tolist()},
+        "classification_report": classification_report(test_labels, predictions,
+                                                        output_dict=True, **report_kwargs),
+        "versions": library_versions(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    print(report_text)
+    outputs.write_text(paths["report"], report_text)
+    outputs.plot_history(paths["plot"], result["history"], title)
+    outputs.plot_calibration(paths["calibration"], bins, probabilities.max(axis=1),
+                             test_metrics["ece"], title)
+    result["wall_seconds"] = time.perf_counter() - started
+    outputs.write_json(paths["json"], result)
+    return result
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite; partial results were written."""
+
+
+def summary_line(result):
+    metrics = result["test_metrics"]
+    line = (f"done: {result['method']} smoothing {result['args']['smoothing']}: test accuracy "
+            f"{metrics['accuracy']:.4f}, NLL {metrics['nll']:.4f}, ECE {metrics['ece']:.4f}, "
+            f"Brier {metrics['brier']:.4f}, mean confidence {metrics['mean_confidence']:.4f}")
+    if result["temperature"] is not None:
+        scaled = result["test_metrics_temperature_scaled"]
+        line += (f" | temperature {result['temperature']:.3f}: NLL {scaled['nll']:.4f}, "
+                 f"ECE {scaled['ece']:.4f}")
+    return line + f" | {result['epochs_completed']} epochs in {result['wall_seconds']:.0f} s"
+
+
+def main(method, argv=None):
+    """Entry point of both scripts: returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = f"label_smoothing_{method.name}.py"
+    debug = "--debug" in argv
+    try:
+        args = parse_args(method, argv)
+        args.argv = argv
+        result = run(method, args)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except (DatasetError, TrainingDiverged) as error:
+        if debug:
+            raise
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        backup = output_paths(args.plot)["backup"] if "args" in locals() else None
+        print(f"\n{prog}: interrupted. "
+              + (f"Progress up to the last completed epoch is saved in {backup}; run the same "
+                 "command again to resume." if backup and os.path.isdir(backup) else
+                 "No epoch had completed, nothing to resume."), file=sys.stderr)
+        return 130
+    print(summary_line(result), flush=True)
+    return 0

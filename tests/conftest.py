@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny CIFAR-10 in the official python layout, written by the tests."""
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def write_cifar_folder(root, images_per_batch=40, seed=0):
+    """Write root/cifar-10-batches-py/ with five training batches and a test batch of random
+    images whose labels cycle through the ten classes. Returns the folder path."""
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
+        batch = {b"batch_label": name.encode(),
+                 b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
+                 b"labels": [int(label) for label in np.arange(images_per_batch) % 10],
+                 b"filenames": [f"{name}_{index}.png".encode() for index in range(images_per_batch)]}
+        with open(os.path.join(folder, name), "wb") as handle:
+            pickle.dump(batch, handle, protocol=4)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cifar(tmp_path_factory):
+    return write_cifar_folder(str(tmp_path_factory.mktemp("cifar")))

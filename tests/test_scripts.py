@@ -1,0 +1,49 @@
+"""Both scripts end to end through main(argv) on a tiny dataset the tests write."""
+import json
+import os
+
+import pytest
+
+import label_smoothing_func
+import label_smoothing_loss
+from pyimagesearch.cifar10 import CLASS_NAMES
+
+
+def tiny_args(dataset, plot, *extra):
+    return ["--dataset", dataset, "--plot", str(plot), "--epochs", "2", "--batch-size", "32",
+            "--train-size", "160", "--val-size", "40", "--test-size", "30", "--precision",
+            "float32", *extra]
+
+
+@pytest.mark.parametrize("script", [label_smoothing_func, label_smoothing_loss])
+def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
+    plot = tmp_path / "out" / "run.png"  # the folder is created
+    assert script.main(tiny_args(tiny_cifar, plot, "--smoothing", "0.2")) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith("data: ")
+    assert "120 train / 40 val / 30 test images" in printed
+    assert "done: " in printed and "test accuracy" in printed
+
+    folder = tmp_path / "out"
+    assert sorted(os.listdir(folder)) == ["run.json", "run.png", "run_calibration.png",
+                                          "run_report.txt"]  # the resume backup is gone
+    assert (folder / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (folder / "run_report.txt").read_text()
+    assert all(name in report for name in CLASS_NAMES)
+
+    result = json.loads((folder / "run.json").read_text())
+    method = script.METHOD.name
+    assert result["method"] == method and result["args"]["smoothing"] == 0.2
+    assert result["epochs_completed"] == 2 and not result["diverged"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(result["history"][key]) == 2 and all(v is not None for v in result["history"][key])
+    report_dict = result["classification_report"]
+    assert result["test_accuracy"] == pytest.approx(report_dict["accuracy"])
+    assert sum(report_dict[name]["support"] for name in CLASS_NAMES) == 30
+    assert f"{report_dict['accuracy']:.4f}" in report  # text and dict reports agree
+    assert result["data"] == {"source": os.path.abspath(tiny_cifar), "train_images": 120,
+                              "val_images": 40, "test_images": 30}
+    assert sum(result["reliability_bins"]["count"]) == 30
+    assert result["temperature"] > 0 and result["wall_seconds"] > 0
+    assert result["versions"]["keras"].startswith("3.")
+    assert result["precision"] == "float32"
