@@ -60,7 +60,8 @@ def _conv_bn_gelu(x, filters, pool=False):
     return layers.Activation("gelu")(_batch_norm()(x))
 
 
-def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3)):
+def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3),
+                      logit_scale=1 / 8):
     """A compact residual net after Keller Jordan's airbench and David Page's ResNet-9: a 2x2 stem
     conv, then one block per width, each halving the resolution (31 -> 15 -> 7 -> 3):
     conv-pool-BN-GELU followed by a residual conv-BN-GELU; then global max-pooling and a linear
@@ -72,5 +73,8 @@ def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32
         x = _conv_bn_gelu(x, width, pool=True)
         x = layers.Add()([x, _conv_bn_gelu(x, width)])
     x = layers.GlobalMaxPooling2D()(x)
-    outputs = layers.Dense(num_classes, use_bias=False, dtype="float32", name="logits")(x)
+    x = layers.Dense(num_classes, use_bias=False, dtype="float32")(x)
+    # Max-pooled features are large; airbench scales its logits down (by 1/9) so that a high
+    # learning rate does not blow the early logits up. Rescaling has no weights.
+    outputs = layers.Rescaling(logit_scale, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="fast_resnet")

@@ -355,16 +355,17 @@ def run(method, args):
     per_epoch = history.history
     result = {
         "method": method.name, "method_summary": method.summary,
-        "command": shlex.join([os.path.basename(sys.argv[0])] + list(args.argv)),
+        "command": shlex.join(["python", f"label_smoothing_{method.name}.py", *args.argv]),
         "args": {key: value for key, value in vars(args).items() if key != "argv"},
         "recipe": recipe, "precision": precision, "device": _device_name(),
         "data": {"source": data.source, "train_images": len(train_images),
                  "val_images": len(val_images), "test_images": len(test_images)},
         "history": {key: [epoch.get(key) for epoch in per_epoch]
                     for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
-        "epochs_completed": len(per_epoch),
         "diverged": guard.diverged_at is not None,
     }
+    # a diverged run's last history entry is the epoch it stopped in, not a completed one
+    result["epochs_completed"] = len(per_epoch) - result["diverged"]
     title = (f"{method.name}: smoothing {args.smoothing}, {recipe['model']}, "
              f"{len(per_epoch)} epochs")
     if result["diverged"]:
@@ -372,7 +373,8 @@ def run(method, args):
         result["versions"] = library_versions()
         outputs.write_json(paths["json"], result)
         outputs.plot_history(paths["plot"], result["history"], title + " (DIVERGED)")
-        raise TrainingDiverged(f"training diverged in epoch {len(per_epoch)} (loss became "
+        raise TrainingDiverged(f"training diverged in epoch {len(per_epoch)}, batch "
+                               f"{guard.diverged_at + 1} (loss became "
                                f"NaN or infinite); try a smaller --lr. Partial results: "
                                f"{paths['json']}")
 
@@ -443,7 +445,8 @@ def main(method, argv=None):
     except (DatasetError, TrainingDiverged) as error:
         if debug:
             raise
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        one_line = " ".join(str(error).split())  # e.g. tarfile lists one reason per line
+        print(f"{prog}: error: {one_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         backup = output_paths(args.plot)["backup"] if "args" in locals() else None

@@ -1,0 +1,152 @@
+"""Nothing lost, nothing run: bad arguments, bad data, divergence, interruption, atomic outputs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import label_smoothing_func
+import label_smoothing_loss
+from pyimagesearch import outputs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny(dataset, plot, *extra):
+    return ["--dataset", dataset, "--plot", str(plot), "--batch-size", "32", "--train-size",
+            "160", "--val-size", "40", "--test-size", "30", "--precision", "float32", *extra]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--smoothing", "1.0"], "--smoothing must be in [0, 1)"),
+    (["--smoothing", "-0.1"], "--smoothing must be in [0, 1)"),
+    (["--epochs", "0"], "--epochs must be positive"),
+    (["--batch-size", "-4"], "--batch-size must be positive"),
+    (["--lr", "0"], "--lr must be a positive number"),
+    (["--train-size", "100", "--val-size", "100"], "--val-size (100) must be smaller"),
+    (["--dataset", "/no/such/cifar.tar.gz"], "--dataset /no/such/cifar.tar.gz: no such file"),
+    (["--plot", "plot.txt"], "use one of the extensions"),
+    (["--epochs", "three"], "invalid int value"),
+    (["--no-such-flag"], "unrecognized arguments"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):
+    assert label_smoothing_loss.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"label_smoothing_loss.py: error: "
+                                                 f"{captured.err.split('error: ', 1)[1].strip()}"]
+    assert message in captured.err and captured.out == ""
+
+
+def test_plot_folder_that_cannot_be_created(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert label_smoothing_func.main(["--plot", str(blocker / "sub" / "p.png")]) == 2
+    assert "cannot create folder" in capsys.readouterr().err
+
+
+def test_sizes_larger_than_the_dataset(tiny_cifar, tmp_path, capsys):
+    argv = tiny(tiny_cifar, tmp_path / "p.png", "--epochs", "1")
+    argv[argv.index("--test-size") + 1] = "41"  # the tiny test batch has 40 images
+    assert label_smoothing_func.main(argv) == 2
+    assert "--test-size 41: the dataset has only 40 images" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_bad_dataset_fails_before_training_naming_the_file(tmp_path, capsys):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    assert label_smoothing_loss.main(["--dataset", str(archive), "--plot",
+                                      str(tmp_path / "out" / "p.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(archive) in err and "corrupt archive" in err
+    assert not os.listdir(tmp_path / "out")  # nothing trained, nothing written
+
+
+def test_divergence_stops_with_partial_results_marked(tiny_cifar, tmp_path, capsys):
+    plot = tmp_path / "p.png"
+    assert label_smoothing_loss.main(tiny(tiny_cifar, plot, "--epochs", "3", "--lr", "1e6")) == 1
+    assert "diverged" in capsys.readouterr().err
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert result["diverged"] is True
+    # stopped in the epoch it diverged in, whose loss is NaN, written as null
+    assert result["history"]["loss"][-1] is None and None not in result["history"]["loss"][:-1]
+    assert result["epochs_completed"] == len(result["history"]["loss"]) - 1 < 3
+    assert plot.exists() and not (tmp_path / "p_backup").exists()
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "run.json"
+    target.write_text('{"old": true}')
+    with pytest.raises(RuntimeError):
+        with outputs.atomic_path(str(target)) as temporary:
+            with open(temporary, "w") as handle:
+                handle.write('{"half": ')
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == '{"old": true}'
+    assert os.listdir(tmp_path) == ["run.json"]
+    outputs.write_json(str(target), {"new": float("nan")})
+    assert json.loads(target.read_text()) == {"new": None}
+
+
+def start(argv):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "label_smoothing_func.py"),
+                             *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_backed_up_epochs(backup, count, process, timeout=120):
+    """Poll until Keras' BackupAndRestore has saved `count` epochs."""
+    metadata = os.path.join(backup, "training_metadata.json")
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with open(metadata) as handle:
+                if json.load(handle)["epoch"] >= count:
+                    return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the run ended or stalled before its backup appeared")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_run_resumes_with_a_complete_history(stop_signal, tiny_cifar, tmp_path):
+    plot = tmp_path / "run.png"
+    backup = tmp_path / "run_backup"
+    argv = tiny(tiny_cifar, plot, "--epochs", "30")
+    process = start(argv)
+    wait_for_backed_up_epochs(str(backup), 2, process)
+    process.send_signal(stop_signal)
+    _, err = process.communicate(timeout=60)
+    if stop_signal == signal.SIGINT:
+        assert process.returncode == 130
+        assert "interrupted" in err and "run the same command again to resume" in err
+    saved = json.loads((backup / "history.json").read_text())["history"]
+    assert len(saved) >= 2 and not plot.exists()
+
+    process = start(argv)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    first_epoch = next(line for line in out.splitlines() if line.startswith("Epoch "))
+    assert first_epoch != "Epoch 1/30"  # continued, not restarted
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert result["epochs_completed"] == 30
+    assert len(result["history"]["loss"]) == 30 and None not in result["history"]["val_loss"]
+    resumed_from = int(first_epoch.split()[1].split("/")[0]) - 1
+    # the epochs before the interruption are kept as they were, once each
+    assert result["history"]["loss"][:resumed_from] == [e["loss"] for e in saved[:resumed_from]]
+    assert not backup.exists()  # removed after the clean finish
+
+
+def test_resume_refuses_a_backup_from_different_settings(tiny_cifar, tmp_path, capsys):
+    backup = tmp_path / "run_backup"
+    backup.mkdir()
+    (backup / "history.json").write_text(json.dumps(
+        {"config": {"method": "func", "smoothing": 0.3}, "history": [{"loss": 1.0}]}))
+    assert label_smoothing_func.main(tiny(tiny_cifar, tmp_path / "run.png", "--epochs", "2")) == 2
+    err = capsys.readouterr().err
+    assert "holds an interrupted run with different settings" in err and "smoothing" in err
