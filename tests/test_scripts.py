@@ -44,6 +44,10 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     assert result["data"] == {"source": os.path.abspath(tiny_cifar), "train_images": 120,
                               "val_images": 40, "test_images": 30}
     assert sum(result["reliability_bins"]["count"]) == 30
+    assert set(result["test_metrics"]) == {"accuracy", "nll", "ece", "brier", "mean_confidence"}
+    assert result["test_metrics"]["accuracy"] == result["test_accuracy"]
+    assert 0 <= result["test_metrics"]["ece"] <= 1 and 0 <= result["test_metrics"]["brier"] <= 2
+    assert f"ECE {result['test_metrics']['ece']:.4f}" in printed  # in the closing summary line
     assert result["temperature"] > 0 and result["wall_seconds"] > 0
     assert result["versions"]["keras"].startswith("3.")
     assert result["precision"] == "float32"
