@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -71,6 +72,7 @@ def plot_history(path, history, title):
         if history.get(f"val_{metric}"):
             axis.plot(epochs, history[f"val_{metric}"], label=f"val {metric} (hard labels)")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         axis.legend()

@@ -1,8 +1,9 @@
 """tf.data input pipelines: whole batches are gathered, normalised and augmented as tensor ops.
 
-The 2019 tutorial augmented image by image in Python (ImageDataGenerator), which on a 2-core CPU
-costs as much as the network. Here each batch is one `tf.gather` of shuffled indices, one
-reflect-pad, one gather per axis for the random translation and one `tf.where` for the flips.
+The 2019 tutorial augmented image by image in Python (ImageDataGenerator): one Python thread,
+about 12,000 images/s here, which caps any faster network and competes with it for the cores.
+Here each batch is one `tf.gather` of shuffled indices, one reflect-pad, one gather per axis for
+the random translation and one `tf.where` for the flips (about 46,000 images/s; bench/).
 """
 import numpy as np
 import tensorflow as tf

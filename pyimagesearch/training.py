@@ -7,7 +7,6 @@ same for both, and validation/test always use hard (unsmoothed) labels.
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -23,22 +22,22 @@ from pyimagesearch.outputs import output_paths
 
 # Recipes: every training hyperparameter in one place; a command-line flag overrides its entry.
 RECIPES = {
-    # The default: reaches the tutorial's accuracy in minutes on a 2-core CPU (README: results).
+    # The default, tuned for a 2-core CPU; README.md gives its measured time and accuracy.
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
-        epochs=13,              # short: the 20-minute budget on 2 cores, not convergence
-        batch_size=512,         # large batches keep the CPU's matrix units busy
+        epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
+        batch_size=512,         # 1.05x the images/s of batch 64 here; few steps, high lr
         lr=0.2,                 # peak lr, SGD+Nesterov on mean cross-entropy (0.05 learnt
                                 # slower, 0.4 diverged before the logit scale was added)
         schedule="warmup_cosine",
         warmup_epochs=2,        # high peak lr needs a warm-up with BatchNorm from scratch
         momentum=0.9,
         nesterov=True,
-        weight_decay=5e-3,      # decoupled (lr-scaled) decay; ~= L2 5e-4 through momentum 0.9
+        weight_decay=5e-3,      # decoupled: each step scales weights by (1 - lr * 5e-3)
         max_shift=2,            # random translation (px, reflect-padded) + horizontal flips
         flip_tta=True,          # evaluate on the mean logits of each image and its mirror
     ),
-    # The 2019 tutorial's setup, on the book's ResNet: ~15 h on a 2-core CPU, shown for reference.
+    # The 2019 tutorial's setup on the book's ResNet, for reference: hours per run on a CPU.
     "tutorial": dict(
         model="preact_resnet",  # stages (9, 9, 9), filters (64, 64, 128, 256)
         epochs=70,
@@ -48,7 +47,7 @@ RECIPES = {
         warmup_epochs=0,
         momentum=0.9,
         nesterov=False,
-        weight_decay=1e-3,      # the book's L2 of 5e-4 (gradient 2 * 5e-4 * w), decoupled
+        weight_decay=1e-3,      # the book's L2 5e-4 (gradient 1e-3 * w), applied decoupled
         max_shift=3,            # ImageDataGenerator(width/height_shift_range=0.1) on 32 px
         flip_tta=False,
     ),
@@ -163,13 +162,24 @@ def detect_precision():
     return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _device_name():
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         return f"GPU ({len(gpus)})"
-    return f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    return f"CPU ({os.cpu_count()} cores, {cpu_model()})"
 
 
 def split_data(data, train_size, test_size, val_size):
@@ -201,93 +211,55 @@ def build_model(name):
     raise ValueError(f"unknown model '{name}'")
 
 
-def predict_logits(model, images, mean, std, flip_tta):
-    """Logits (N, classes) in float64; with `flip_tta`, the mean over each image and its mirror."""
-    import tensorflow as tf
-
-    from pyimagesearch import pipeline
-
-    dataset = pipeline.inference_dataset(images, mean, std)
-    logits = model.predict(dataset, verbose=0).astype(np.float64)
-    if flip_tta:
-        mirrored = dataset.map(lambda batch: tf.reverse(batch, axis=[2]))
-        logits = (logits + model.predict(mirrored, verbose=0).astype(np.float64)) / 2
-    return logits
-
-
-def _callbacks(val_images, val_labels, mean, std, backup_folder, run_config):
-    """Keras callbacks: hard-label validation, divergence stop, resumable history and backup.
-    Order matters: validation adds val_* to the logs before they are recorded and printed."""
+def compile_model(recipe, loss, steps_per_epoch):
+    """The recipe's model, compiled with SGD on its learning-rate schedule."""
     import keras
 
-    class HardLabelValidation(keras.callbacks.Callback):
-        """val_loss / val_accuracy on hard labels for both methods (Keras' own validation would
-        apply the training loss, whose smoothing differs between the methods)."""
+    from pyimagesearch.schedule import learning_rate_schedule
 
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is None or len(val_labels) == 0 or stopped_by_guard():
-                return
-            logits = predict_logits(self.model, val_images, mean, std, flip_tta=False)
-            logs["val_loss"] = calibration.negative_log_likelihood(logits, val_labels)
-            logs["val_accuracy"] = float((logits.argmax(axis=1) == val_labels).mean())
-
-    class DivergenceGuard(keras.callbacks.Callback):
-        """Stop at the first non-finite training loss (Keras' TerminateOnNaN, remembering it)."""
-
-        diverged_at = None
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not np.isfinite(float(loss)) and self.diverged_at is None:
-                self.diverged_at = batch
-                self.model.stop_training = True
-
-    class ResumableHistory(keras.callbacks.Callback):
-        """Keeps the per-epoch history in the backup folder, so a resumed run's history has every
-        epoch exactly once. Runs before BackupAndRestore saves, so it never lags the weights."""
-
-        path = os.path.join(backup_folder, "history.json")
-
-        def __init__(self):
-            super().__init__()
-            self.history = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch > 0 and not self.history and os.path.exists(self.path):
-                with open(self.path, encoding="utf-8") as handle:
-                    saved = json.load(handle)
-                self.history = saved["history"][:epoch]  # drop an epoch recorded but not backed up
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.history.append({key: float(value) for key, value in (logs or {}).items()})
-            os.makedirs(backup_folder, exist_ok=True)
-            from pyimagesearch.outputs import write_json
-
-            write_json(self.path, {"config": run_config, "history": self.history})
-
-    guard = DivergenceGuard()
-
-    def stopped_by_guard():
-        return guard.diverged_at is not None
-
-    history = ResumableHistory()
-    backup = keras.callbacks.BackupAndRestore(backup_folder, delete_checkpoint=True)
-    return [HardLabelValidation(), guard, history, backup], guard, history
+    model = build_model(recipe["model"])
+    schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"],
+                                      total_steps=steps_per_epoch * recipe["epochs"],
+                                      warmup_steps=steps_per_epoch * recipe["warmup_epochs"])
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=recipe["momentum"],
+                                     nesterov=recipe["nesterov"],
+                                     weight_decay=recipe["weight_decay"])
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    return model
 
 
-def check_backup_matches(backup_folder, run_config):
-    """A backup from a different command must not be resumed silently."""
-    path = os.path.join(backup_folder, "history.json")
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as handle:
-        saved = json.load(handle).get("config")
-    if saved != run_config:
-        changed = sorted(key for key in set(saved or {}) | set(run_config)
-                         if (saved or {}).get(key) != run_config.get(key))
-        raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
-                         f"({', '.join(changed)}); rerun that command to resume it, or delete "
-                         "the folder to start afresh")
+def evaluate(model, test, val, mean, std, flip_tta):
+    """Test metrics on hard labels, before and after temperature scaling fitted on `val`
+    (skipped without a validation split), the classification report, and reliability bins."""
+    from sklearn.metrics import classification_report
+
+    from pyimagesearch.callbacks import predict_logits
+
+    (test_images, test_labels), (val_images, val_labels) = test, val
+    test_logits = predict_logits(model, test_images, mean, std, flip_tta)
+    temperature, scaled = None, None
+    if len(val_labels):
+        val_logits = predict_logits(model, val_images, mean, std, flip_tta)
+        temperature = calibration.fit_temperature(val_logits, val_labels)
+        scaled = calibration.calibration_metrics(test_logits, test_labels, temperature)
+    probabilities = calibration.softmax(test_logits)
+    predictions = probabilities.argmax(axis=1)
+    report = dict(y_true=test_labels, y_pred=predictions, labels=list(range(NUM_CLASSES)),
+                  target_names=list(CLASS_NAMES), zero_division=0)
+    bins = calibration.reliability_bins(probabilities, test_labels)
+    metrics = calibration.calibration_metrics(test_logits, test_labels)
+    return {
+        "test_accuracy": metrics["accuracy"],
+        "test_metrics": metrics,
+        "temperature": temperature,
+        "test_metrics_temperature_scaled": scaled,
+        "reliability_bins": {"count": bins[0].tolist(), "mean_confidence": bins[1].tolist(),
+                             "accuracy": bins[2].tolist()},
+        "classification_report": classification_report(output_dict=True, **report),
+        "classification_report_text": classification_report(digits=4, **report),
+        "confidences": probabilities.max(axis=1),
+    }
 
 
 def library_versions():
@@ -305,114 +277,92 @@ def run(method, args):
     """Train and evaluate one run; returns the result dict written to `<stem>.json`."""
     started = time.perf_counter()
     import keras
-    from sklearn.metrics import classification_report
 
-    from pyimagesearch import outputs, pipeline
-    from pyimagesearch.schedule import learning_rate_schedule
+    from pyimagesearch import callbacks, outputs, pipeline
 
     recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     paths = output_paths(args.plot)
     run_config = {"method": method.name, **{key: value for key, value in vars(args).items()
                                             if key not in ("debug", "precision", "argv")}}
-    check_backup_matches(paths["backup"], run_config)
+    check_backup_matches(callbacks.saved_run_config(paths["backup"]), run_config, paths["backup"])
 
     data = load_cifar10(args.dataset)
-    (train_images, train_labels), (val_images, val_labels), (test_images, test_labels) = \
-        split_data(data, args.train_size, args.test_size, args.val_size)
+    train, val, test = split_data(data, args.train_size, args.test_size, args.val_size)
+    (train_images, train_labels), (val_images, val_labels) = train, val
 
     precision = detect_precision() if args.precision == "auto" else args.precision
     keras.mixed_precision.set_global_policy(
         {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision])
     keras.utils.set_random_seed(args.seed)
 
-    mean, std = pipeline.channel_stats(train_images)
+    mean, std = pipeline.channel_stats(train_images)  # training images only
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[train_labels]
-    targets, loss = method.prepare(one_hot, args.smoothing)
+    targets, loss = method.prepare(one_hot, args.smoothing)  # the only per-method step
     train_dataset = pipeline.training_dataset(train_images, targets, recipe["batch_size"], mean,
                                               std, recipe["max_shift"], args.seed)
-
-    model = build_model(recipe["model"])
-    steps_per_epoch = -(-len(train_images) // recipe["batch_size"])
-    schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"],
-                                      total_steps=steps_per_epoch * recipe["epochs"],
-                                      warmup_steps=steps_per_epoch * recipe["warmup_epochs"])
-    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=recipe["momentum"],
-                                     nesterov=recipe["nesterov"],
-                                     weight_decay=recipe["weight_decay"])
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-
+    model = compile_model(recipe, loss, steps_per_epoch=-(-len(train_images) //
+                                                           recipe["batch_size"]))
     print(f"data: {data.source}: {len(train_images):,} train / {len(val_images):,} val / "
-          f"{len(test_images):,} test images | model: {recipe['model']}, "
+          f"{len(test[1]):,} test images | model: {recipe['model']}, "
           f"{model.count_params():,} params | device: {_device_name()} | precision: {precision} "
           f"| method: {method.name} ({method.summary}), smoothing {args.smoothing}, "
           f"recipe {args.recipe}, {recipe['epochs']} epochs", flush=True)
 
-    callbacks, guard, history = _callbacks(val_images, val_labels, mean, std, paths["backup"],
-                                           run_config)
-    model.fit(train_dataset, epochs=recipe["epochs"], callbacks=callbacks, shuffle=False,
+    fit_callbacks, guard, history = callbacks.training_callbacks(
+        val_images, val_labels, mean, std, paths["backup"], run_config)
+    model.fit(train_dataset, epochs=recipe["epochs"], callbacks=fit_callbacks, shuffle=False,
               verbose=1 if sys.stdout.isatty() else 2)
 
-    per_epoch = history.history
     result = {
         "method": method.name, "method_summary": method.summary,
         "command": shlex.join(["python", f"label_smoothing_{method.name}.py", *args.argv]),
         "args": {key: value for key, value in vars(args).items() if key != "argv"},
         "recipe": recipe, "precision": precision, "device": _device_name(),
         "data": {"source": data.source, "train_images": len(train_images),
-                 "val_images": len(val_images), "test_images": len(test_images)},
-        "history": {key: [epoch.get(key) for epoch in per_epoch]
-                    for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                 "val_images": len(val_images), "test_images": len(test[1])},
+        "history": {key: [epoch.get(key) for epoch in history.history]
+                    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")},
         "diverged": guard.diverged_at is not None,
-    }
-    # a diverged run's last history entry is the epoch it stopped in, not a completed one
-    result["epochs_completed"] = len(per_epoch) - result["diverged"]
-    title = (f"{method.name}: smoothing {args.smoothing}, {recipe['model']}, "
-             f"{len(per_epoch)} epochs")
-    if result["diverged"]:
-        result["wall_seconds"] = time.perf_counter() - started
-        result["versions"] = library_versions()
-        outputs.write_json(paths["json"], result)
-        outputs.plot_history(paths["plot"], result["history"], title + " (DIVERGED)")
-        raise TrainingDiverged(f"training diverged in epoch {len(per_epoch)}, batch "
-                               f"{guard.diverged_at + 1} (loss became "
-                               f"NaN or infinite); try a smaller --lr. Partial results: "
-                               f"{paths['json']}")
-
-    test_logits = predict_logits(model, test_images, mean, std, recipe["flip_tta"])
-    test_metrics = calibration.calibration_metrics(test_logits, test_labels)
-    if len(val_labels):
-        val_logits = predict_logits(model, val_images, mean, std, recipe["flip_tta"])
-        temperature = calibration.fit_temperature(val_logits, val_labels)
-        scaled = calibration.calibration_metrics(test_logits, test_labels, temperature)
-    else:
-        temperature, scaled = None, None
-    probabilities = calibration.softmax(test_logits)
-    predictions = probabilities.argmax(axis=1)
-    report_kwargs = dict(labels=list(range(NUM_CLASSES)), target_names=list(CLASS_NAMES),
-                         zero_division=0)
-    report_text = classification_report(test_labels, predictions, digits=4, **report_kwargs)
-    bins = calibration.reliability_bins(probabilities, test_labels)
-    result.update({
-        "test_accuracy": test_metrics["accuracy"],
-        "test_metrics": test_metrics,
-        "temperature": temperature,
-        "test_metrics_temperature_scaled": scaled,
-        "reliability_bins": {"count": bins[0].tolist(), "mean_confidence": bins[1].tolist(),
-                             "accuracy": bins[2].tolist()},
-        "classification_report": classification_report(test_labels, predictions,
-                                                        output_dict=True, **report_kwargs),
+        # a diverged run's last history entry is the epoch it stopped in, not a completed one
+        "epochs_completed": len(history.history) - (guard.diverged_at is not None),
         "versions": library_versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
+    }
+    title = (f"{method.name}: smoothing {args.smoothing}, {recipe['model']}, "
+             f"{len(history.history)} epochs")
+    if result["diverged"]:
+        result["wall_seconds"] = time.perf_counter() - started
+        outputs.write_json(paths["json"], result)
+        outputs.plot_history(paths["plot"], result["history"], title + " (DIVERGED)")
+        raise TrainingDiverged(f"training diverged in epoch {len(history.history)}, batch "
+                               f"{guard.diverged_at + 1} (loss became NaN or infinite); try a "
+                               f"smaller --lr. Partial results: {paths['json']}")
+
+    evaluation = evaluate(model, test, val, mean, std, recipe["flip_tta"])
+    report_text = evaluation.pop("classification_report_text")
+    confidences = evaluation.pop("confidences")
+    result.update(evaluation)
     print(report_text)
     outputs.write_text(paths["report"], report_text)
     outputs.plot_history(paths["plot"], result["history"], title)
-    outputs.plot_calibration(paths["calibration"], bins, probabilities.max(axis=1),
-                             test_metrics["ece"], title)
+    bins = result["reliability_bins"]
+    outputs.plot_calibration(paths["calibration"],
+                             (bins["count"], bins["mean_confidence"], bins["accuracy"]),
+                             confidences, result["test_metrics"]["ece"], title)
     result["wall_seconds"] = time.perf_counter() - started
     outputs.write_json(paths["json"], result)
     return result
+
+
+def check_backup_matches(saved_config, run_config, backup_folder):
+    """A backup from a different command must not be resumed silently."""
+    if saved_config is None or saved_config == run_config:
+        return
+    changed = sorted(key for key in set(saved_config) | set(run_config)
+                     if saved_config.get(key) != run_config.get(key))
+    raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
+                     f"({', '.join(changed)}); rerun that command to resume it, or delete "
+                     "the folder to start afresh")
 
 
 class TrainingDiverged(Exception):

@@ -35,7 +35,7 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     method = script.METHOD.name
     assert result["method"] == method and result["args"]["smoothing"] == 0.2
     assert result["epochs_completed"] == 2 and not result["diverged"]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds"):
         assert len(result["history"][key]) == 2 and all(v is not None for v in result["history"][key])
     report_dict = result["classification_report"]
     assert result["test_accuracy"] == pytest.approx(report_dict["accuracy"])
@@ -48,6 +48,7 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     assert result["test_metrics"]["accuracy"] == result["test_accuracy"]
     assert 0 <= result["test_metrics"]["ece"] <= 1 and 0 <= result["test_metrics"]["brier"] <= 2
     assert f"ECE {result['test_metrics']['ece']:.4f}" in printed  # in the closing summary line
-    assert result["temperature"] > 0 and result["wall_seconds"] > 0
+    assert result["temperature"] > 0
+    assert 0 < sum(result["history"]["seconds"]) < result["wall_seconds"]
     assert result["versions"]["keras"].startswith("3.")
     assert result["precision"] == "float32"
