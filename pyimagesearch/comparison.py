@@ -98,7 +98,7 @@ def plot_comparison(path, runs):
     """Validation accuracy per epoch (left) and test reliability diagrams (right), one line a run."""
     import matplotlib.pyplot as plt
 
-    from pyimagesearch.outputs import atomic_path, plot_reliability
+    from pyimagesearch.outputs import plot_reliability, save_figure
 
     figure, (curve_axis, reliability_axis) = plt.subplots(1, 2, figsize=(12, 4.8))
     for run in runs:
@@ -115,7 +115,4 @@ def plot_comparison(path, runs):
     curve_axis.legend(fontsize=7)
     reliability_axis.set_title("test reliability (15 bins)")
     reliability_axis.legend(fontsize=7)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)

@@ -61,6 +61,14 @@ def write_json(path, data):
     write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
 
 
+def save_figure(figure, path):
+    """Lay out, write atomically and close a matplotlib figure."""
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+
+
 def plot_history(path, history, title):
     """Training and validation loss (left) and accuracy (right) per epoch."""
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
@@ -79,10 +87,7 @@ def plot_history(path, history, title):
     loss_axis.set_title("loss (train: smoothed targets)")
     accuracy_axis.set_title("accuracy")
     figure.suptitle(title)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def plot_reliability(axis, bins, label=None):
@@ -107,7 +112,4 @@ def plot_calibration(path, bins, confidences, ece, title):
     histogram_axis.set_ylabel("test images")
     histogram_axis.set_title("confidence histogram")
     figure.suptitle(title)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path)

@@ -6,6 +6,7 @@ Both return logits (a float32 Dense layer with no softmax) so that the loss can 
 the training loss in the history is plain cross-entropy.
 """
 import keras
+import numpy as np
 from keras import layers
 
 # Keras' default BatchNormalization momentum (0.99) averages over ~100 steps, too slow for runs of
@@ -61,14 +62,19 @@ def _conv_bn_gelu(x, filters, pool=False):
 
 
 def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3),
-                      logit_scale=1 / 8):
+                      logit_scale=1 / 8, stem_kernel=None):
     """A compact residual net after Keller Jordan's airbench and David Page's ResNet-9: a 2x2 stem
     conv, then one block per width, each halving the resolution (31 -> 15 -> 7 -> 3):
     conv-pool-BN-GELU followed by a residual conv-BN-GELU; then global max-pooling and a linear
-    classifier. Every block costs about the same FLOPs, so it is cheap for its accuracy."""
+    classifier. Every block costs about the same FLOPs, so it is cheap for its accuracy.
+    `stem_kernel` (2, 2, channels, 24), e.g. from `whitening.patch_whitening_kernel`, fixes the
+    stem's weights (frozen, zero bias) instead of learning them."""
     inputs = keras.Input(input_shape)
-    x = layers.Conv2D(24, 2, padding="valid")(inputs)
-    x = layers.Activation("gelu")(x)
+    stem = layers.Conv2D(24, 2, padding="valid", name="stem")
+    x = layers.Activation("gelu")(stem(inputs))
+    if stem_kernel is not None:
+        stem.set_weights([stem_kernel, np.zeros(stem_kernel.shape[-1], np.float32)])
+        stem.trainable = False
     for width in widths:
         x = _conv_bn_gelu(x, width, pool=True)
         x = layers.Add()([x, _conv_bn_gelu(x, width)])

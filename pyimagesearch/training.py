@@ -36,6 +36,7 @@ RECIPES = {
         weight_decay=5e-3,      # decoupled: each step scales weights by (1 - lr * 5e-3)
         max_shift=2,            # random translation (px, reflect-padded) + horizontal flips
         flip_tta=True,          # evaluate on the mean logits of each image and its mirror
+        whiten_stem=False,      # True: frozen patch-whitening stem (pyimagesearch/whitening.py)
     ),
     # The 2019 tutorial's setup on the book's ResNet, for reference: hours per run on a CPU.
     "tutorial": dict(
@@ -52,10 +53,12 @@ RECIPES = {
         flip_tta=False,
     ),
 }
+RECIPES["fast_whitened"] = dict(RECIPES["fast"], whiten_stem=True)  # under evaluation
 DEFAULT_RECIPE = "fast"
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 DEFAULT_VAL_SIZE = 5000
+WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened stem (airbench)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,23 +204,23 @@ def split_data(data, train_size, test_size, val_size):
             (data.test_images[:test_size], data.test_labels[:test_size]))
 
 
-def build_model(name):
+def build_model(name, stem_kernel=None):
     from pyimagesearch import resnet
 
     if name == "fast_resnet":
-        return resnet.build_fast_resnet(num_classes=NUM_CLASSES)
+        return resnet.build_fast_resnet(num_classes=NUM_CLASSES, stem_kernel=stem_kernel)
     if name == "preact_resnet":
         return resnet.build_preact_resnet(num_classes=NUM_CLASSES)
     raise ValueError(f"unknown model '{name}'")
 
 
-def compile_model(recipe, loss, steps_per_epoch):
+def compile_model(recipe, loss, steps_per_epoch, stem_kernel=None):
     """The recipe's model, compiled with SGD on its learning-rate schedule."""
     import keras
 
     from pyimagesearch.schedule import learning_rate_schedule
 
-    model = build_model(recipe["model"])
+    model = build_model(recipe["model"], stem_kernel)
     schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"],
                                       total_steps=steps_per_epoch * recipe["epochs"],
                                       warmup_steps=steps_per_epoch * recipe["warmup_epochs"])
@@ -278,7 +281,7 @@ def run(method, args):
     started = time.perf_counter()
     import keras
 
-    from pyimagesearch import callbacks, outputs, pipeline
+    from pyimagesearch import callbacks, outputs, pipeline, whitening
 
     recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     paths = output_paths(args.plot)
@@ -300,8 +303,12 @@ def run(method, args):
     targets, loss = method.prepare(one_hot, args.smoothing)  # the only per-method step
     train_dataset = pipeline.training_dataset(train_images, targets, recipe["batch_size"], mean,
                                               std, recipe["max_shift"], args.seed)
-    model = compile_model(recipe, loss, steps_per_epoch=-(-len(train_images) //
-                                                           recipe["batch_size"]))
+    stem_kernel = None
+    if recipe.get("whiten_stem"):
+        sample = pipeline.normalize(train_images[:WHITENING_IMAGES], mean, std).numpy()
+        stem_kernel = whitening.patch_whitening_kernel(sample)
+    model = compile_model(recipe, loss, -(-len(train_images) // recipe["batch_size"]),
+                          stem_kernel)
     print(f"data: {data.source}: {len(train_images):,} train / {len(val_images):,} val / "
           f"{len(test[1]):,} test images | model: {recipe['model']}, "
           f"{model.count_params():,} params | device: {_device_name()} | precision: {precision} "

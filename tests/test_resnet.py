@@ -29,3 +29,15 @@ def test_fast_resnet_shape_and_hand_counted_parameters():
 def test_default_fast_resnet_size():
     # widths 64/256/256 on 32x32: the recipe's model (hand count in the README's model table)
     assert resnet.build_fast_resnet().count_params() == 1_975_096
+
+
+def test_fast_resnet_with_a_fixed_stem_kernel():
+    kernel = np.random.default_rng(0).normal(size=(2, 2, 3, 24)).astype(np.float32)
+    model = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3), stem_kernel=kernel)
+    stem = model.get_layer("stem")
+    np.testing.assert_array_equal(stem.get_weights()[0], kernel)
+    assert not stem.trainable
+    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+    # everything but the stem's 2*2*3*24 kernel and 24 biases and the moving mean and variance
+    # of the four BatchNorms (2 * 8 + 2 * 8 + 2 * 16 + 2 * 16 = 96)
+    assert trainable == 6424 - 312 - 96
