@@ -21,3 +21,9 @@ for plot in sys.argv[1:]:
     assert 0.15 < result["test_accuracy"] < 0.9, result["test_accuracy"]
     print(f"{plot}: ok, test accuracy {result['test_accuracy']:.4f}, "
           f"{result['wall_seconds']:.0f} s, precision {result['precision']}")
+
+# Same seed, same data, same objective: the two methods must end (nearly) in the same place.
+accuracies = [json.load(open(os.path.splitext(plot)[0] + ".json"))["test_accuracy"]
+              for plot in sys.argv[1:]]
+assert max(accuracies) - min(accuracies) < 0.02, accuracies
+print(f"methods agree: test accuracies {accuracies}")
