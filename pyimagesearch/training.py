@@ -30,7 +30,8 @@ RECIPES = {
         lr=0.2,                 # peak lr, SGD+Nesterov on mean cross-entropy (0.05 learnt
                                 # slower, 0.4 diverged before the logit scale was added)
         schedule="warmup_cosine",
-        warmup_epochs=2,        # high peak lr needs a warm-up with BatchNorm from scratch
+        warmup_fraction=2 / 14,  # of all steps (2 of 14 epochs): a high peak lr needs a
+                                 # warm-up; a fraction keeps short smoke runs sane too
         momentum=0.9,
         nesterov=True,
         weight_decay=5e-3,      # decoupled: each step scales weights by (1 - lr * 5e-3)
@@ -45,7 +46,7 @@ RECIPES = {
         batch_size=64,
         lr=5e-3,
         schedule="polynomial",  # power 1: linear decay to 0
-        warmup_epochs=0,
+        warmup_fraction=0.0,
         momentum=0.9,
         nesterov=False,
         weight_decay=1e-3,      # the book's L2 5e-4 (gradient 1e-3 * w), applied decoupled
@@ -221,9 +222,9 @@ def compile_model(recipe, loss, steps_per_epoch, stem_kernel=None):
     from pyimagesearch.schedule import learning_rate_schedule
 
     model = build_model(recipe["model"], stem_kernel)
-    schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"],
-                                      total_steps=steps_per_epoch * recipe["epochs"],
-                                      warmup_steps=steps_per_epoch * recipe["warmup_epochs"])
+    total_steps = steps_per_epoch * recipe["epochs"]
+    schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"], total_steps,
+                                      warmup_steps=round(total_steps * recipe["warmup_fraction"]))
     optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=recipe["momentum"],
                                      nesterov=recipe["nesterov"],
                                      weight_decay=recipe["weight_decay"])
