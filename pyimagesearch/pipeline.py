@@ -39,7 +39,22 @@ def translate_and_flip(images, seed, max_shift):
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
-def training_dataset(images, targets, batch_size, mean, std, max_shift, seed):
+def cutout(images, seed, size):
+    """Zero a size x size square (clipped at the borders) at a random centre of each image
+    (DeVries & Taylor 2017); zero is the mean of normalised images. `images` (B, H, W, C)."""
+    batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    row_seed, col_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    centre_rows = tf.random.stateless_uniform((batch, 1), row_seed, 0, height, dtype=tf.int32)
+    centre_cols = tf.random.stateless_uniform((batch, 1), col_seed, 0, width, dtype=tf.int32)
+    rows = tf.range(height)[None, :] - centre_rows  # (B, H) offset from the centre row
+    cols = tf.range(width)[None, :] - centre_cols   # (B, W)
+    inside_rows = (rows >= -(size // 2)) & (rows < size - size // 2)
+    inside_cols = (cols >= -(size // 2)) & (cols < size - size // 2)
+    square = inside_rows[:, :, None] & inside_cols[:, None, :]  # (B, H, W)
+    return tf.where(square[..., None], tf.zeros_like(images), images)
+
+
+def training_dataset(images, targets, batch_size, mean, std, max_shift, seed, cutout_size=0):
     """Shuffled, augmented batches of (float32 images, float32 targets), reshuffled every epoch.
     `targets` are one-hot or already-smoothed rows (N, num_classes)."""
     images = tf.constant(images)
@@ -52,8 +67,12 @@ def training_dataset(images, targets, batch_size, mean, std, max_shift, seed):
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def make_batch(indices, batch_seed):
-        batch = normalize(tf.gather(images, indices), mean, std)
-        return translate_and_flip(batch, batch_seed, max_shift), tf.gather(targets, indices)
+        batch = translate_and_flip(normalize(tf.gather(images, indices), mean, std), batch_seed,
+                                   max_shift)
+        if cutout_size:  # its own seed, so runs without cutout keep their random streams
+            batch = cutout(batch, tf.random.experimental.stateless_fold_in(batch_seed, 1),
+                           cutout_size)
+        return batch, tf.gather(targets, indices)
 
     return (tf.data.Dataset.zip(batches, batch_seeds)
             .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)

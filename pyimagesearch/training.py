@@ -38,6 +38,7 @@ RECIPES = {
         max_shift=2,            # random translation (px, reflect-padded) + horizontal flips
         flip_tta=True,          # evaluate on the mean logits of each image and its mirror
         whiten_stem=False,      # True: frozen patch-whitening stem (pyimagesearch/whitening.py)
+        cutout=0,               # side of a zeroed square per training image (0: none)
     ),
     # The 2019 tutorial's setup on the book's ResNet, for reference: hours per run on a CPU.
     "tutorial": dict(
@@ -52,10 +53,15 @@ RECIPES = {
         weight_decay=1e-3,      # the book's L2 5e-4 (gradient 1e-3 * w), applied decoupled
         max_shift=3,            # ImageDataGenerator(width/height_shift_range=0.1) on 32 px
         flip_tta=False,
+        whiten_stem=False,
+        cutout=0,
     ),
 }
 # Under evaluation: 89.13% vs 88.73% for "fast", one seed each (README.md).
 RECIPES["fast_whitened"] = dict(RECIPES["fast"], whiten_stem=True)
+# Under evaluation: the whitened recipe with 8x8 cutout against its overfitting (97% train accuracy
+# against 88% validation).
+RECIPES["fast_whitened_cutout"] = dict(RECIPES["fast_whitened"], cutout=8)
 DEFAULT_RECIPE = "fast"
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -161,10 +167,14 @@ def detect_precision():
         return "bfloat16" if capability and capability >= (8, 0) else "float32"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = set(handle.read().split())
+            return precision_for_cpu(handle.read())
     except OSError:
         return "float32"
-    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def precision_for_cpu(cpuinfo):
+    """'bfloat16' if /proc/cpuinfo text lists AVX512-BF16 or AMX-BF16, else 'float32'."""
+    return "bfloat16" if set(cpuinfo.split()) & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
 def cpu_model():
@@ -304,7 +314,8 @@ def run(method, args):
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[train_labels]
     targets, loss = method.prepare(one_hot, args.smoothing)  # the only per-method step
     train_dataset = pipeline.training_dataset(train_images, targets, recipe["batch_size"], mean,
-                                              std, recipe["max_shift"], args.seed)
+                                              std, recipe["max_shift"], args.seed,
+                                              recipe.get("cutout", 0))
     stem_kernel = None
     if recipe.get("whiten_stem"):
         sample = pipeline.normalize(train_images[:WHITENING_IMAGES], mean, std).numpy()

@@ -52,3 +52,16 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     assert 0 < sum(result["history"]["seconds"]) < result["wall_seconds"]
     assert result["versions"]["keras"].startswith("3.")
     assert result["precision"] == "float32"
+
+
+def test_tutorial_recipe_runs(tiny_cifar, tmp_path, capsys):
+    """The 2019 setup (the book's ResNet, batch 64, polynomial decay) stays one flag away."""
+    plot = tmp_path / "tutorial.png"
+    argv = ["--dataset", tiny_cifar, "--plot", str(plot), "--recipe", "tutorial", "--epochs", "1",
+            "--train-size", "80", "--val-size", "16", "--test-size", "20", "--precision",
+            "float32"]
+    assert label_smoothing_loss.main(argv) == 0
+    result = json.loads((tmp_path / "tutorial.json").read_text())
+    assert result["recipe"]["model"] == "preact_resnet" and result["recipe"]["batch_size"] == 64
+    assert result["recipe"]["schedule"] == "polynomial" and result["recipe"]["lr"] == 5e-3
+    assert "preact_resnet" in capsys.readouterr().out.splitlines()[0]
