@@ -97,6 +97,7 @@ SUMMARY_COLUMNS = (("method", "method"), ("smoothing", "smoothing"), ("epochs", 
 def plot_comparison(path, runs):
     """Validation accuracy per epoch (left) and test reliability diagrams (right), one line a run."""
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     from pyimagesearch.outputs import plot_reliability, save_figure
 
@@ -110,6 +111,7 @@ def plot_comparison(path, runs):
         plot_reliability(reliability_axis, (bins["count"], bins["mean_confidence"],
                                             bins["accuracy"]), label=label)
     curve_axis.set_xlabel("epoch")
+    curve_axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     curve_axis.set_ylabel("validation accuracy (hard labels)")
     curve_axis.grid(alpha=0.3)
     curve_axis.legend(fontsize=7)
