@@ -30,6 +30,7 @@ def atomic_path(path):
     suffix = os.path.splitext(name)[1]  # matplotlib picks the format from the extension
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
     os.close(handle)
+    os.chmod(temporary, 0o644)  # mkstemp makes it private; results are meant to be shared
     try:
         yield temporary
         os.replace(temporary, path)
