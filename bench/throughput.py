@@ -42,11 +42,8 @@ PEAK_FP32_FLOPS = 2 * 2.6e9 * 64
 
 TUTORIAL_BATCH = 64       # the 2019 tutorial's batch size
 TUTORIAL_SHIFT = 0.1      # ImageDataGenerator(width_shift_range=0.1, height_shift_range=0.1)
-MODEL = "fast_resnet"
-RECIPE = "fast"
-BENCH_LR = 0.05           # constant; the learning rate does not change the cost of a step
+RECIPE = "fast"           # its model, optimizer and schedule, as training.compile_model builds them
 LABEL_SMOOTHING = 0.1
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -199,17 +196,12 @@ def measure(pipeline_name, precision, batch_size, images, one_hot, args):
 
     recipe = training.RECIPES[RECIPE]
     keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(POLICIES[precision])
+    keras.mixed_precision.set_global_policy(training.KERAS_POLICIES[precision])
     keras.utils.set_random_seed(args.seed)
-    model = training.build_model(MODEL)
-    optimizer = keras.optimizers.SGD(learning_rate=BENCH_LR, momentum=recipe["momentum"],
-                                     nesterov=recipe["nesterov"],
-                                     weight_decay=recipe["weight_decay"])
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True,
-                                                            label_smoothing=LABEL_SMOOTHING),
-                  metrics=["accuracy"])
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=LABEL_SMOOTHING)
+    # the recipe's schedule stretched over more steps than are run: the lr does not change the cost
+    # of a step, and the model is built and compiled exactly as the training scripts do it
+    model = training.compile_model(dict(recipe, epochs=1), loss, steps_per_epoch=10 ** 7)
 
     if pipeline_name == "project":
         dataset = project_dataset(images, one_hot, batch_size, recipe["max_shift"], args.seed)
@@ -294,9 +286,11 @@ COLUMNS = ("row  {:<31} {:<14} {:>5} {:>5} {:>6} {:>8} {:>9} {:>9} {:>7}"
 
 
 def format_row(name, config, result):
+    from pyimagesearch.training import KERAS_POLICIES
+
     train_flops = 3 * result["forward_flops"] * result["images_per_second"]
     return ("{:<4} {:<31} {:<14} {:>5} {:>5} {:>6.1f} {:>8.1f} {:>9.3f} {:>9.1f} {:>6.1f}%"
-            .format(name, LABELS[config["pipeline"]], POLICIES[config["precision"]],
+            .format(name, LABELS[config["pipeline"]], KERAS_POLICIES[config["precision"]],
                     config["batch"], result["steps"], result["seconds"],
                     result["images_per_second"], result["forward_flops"] / 1e9,
                     train_flops / 1e9, 100 * train_flops / PEAK_FP32_FLOPS))
@@ -346,8 +340,9 @@ def main(argv=None):
           f"CPU: {training.cpu_model()} x {os.cpu_count()} cores | TensorFlow {tf.__version__} | "
           f"Keras {keras.__version__} | Python {platform.python_version()} | "
           f"1-min load before: {load_average()}")
-    print(f"# model {MODEL} (recipe '{RECIPE}'), fresh per row; SGD+Nesterov, constant lr "
-          f"{BENCH_LR}, CE(label_smoothing={LABEL_SMOOTHING}); data: {data_text}; "
+    print(f"# model {training.RECIPES[RECIPE]['model']} (recipe '{RECIPE}', built and compiled "
+          f"by training.compile_model), fresh per row; CE(label_smoothing={LABEL_SMOOTHING}); "
+          f"data: {data_text}; "
           f"{args.warmup} warm-up steps then {duration} per row; auto precision: {auto}")
     print(f"# FLOPs: forward = 2 x multiply-adds of Conv2D/Dense layers (BN, activations, "
           f"pooling ignored); training = 3 x forward; %peak = training FLOP/s "
@@ -362,7 +357,8 @@ def main(argv=None):
             elapsed = time.perf_counter() - started
             if elapsed + estimate > args.budget:
                 print(f"{name:<4} {LABELS[config['pipeline']]:<31} "
-                      f"{POLICIES[config['precision']]:<14} {config['batch']:>5}  skipped: "
+                      f"{training.KERAS_POLICIES[config['precision']]:<14} {config['batch']:>5}  "
+                      f"skipped: "
                       f"~{estimate:.0f} s more would exceed --budget {args.budget:g} s", flush=True)
                 continue
         print(f"... {name} {config['pipeline']} {config['precision']} batch {config['batch']}",

@@ -7,24 +7,10 @@ import time
 import keras
 import numpy as np
 
-from pyimagesearch import calibration
+from pyimagesearch import calibration, pipeline
 from pyimagesearch.outputs import write_json
 
 HISTORY_FILE = "history.json"
-
-
-def predict_logits(model, images, mean, std, flip_tta):
-    """Logits (N, classes) in float64; with `flip_tta`, the mean over each image and its mirror."""
-    import tensorflow as tf
-
-    from pyimagesearch import pipeline
-
-    dataset = pipeline.inference_dataset(images, mean, std)
-    logits = model.predict(dataset, verbose=0).astype(np.float64)
-    if flip_tta:
-        mirrored = dataset.map(lambda batch: tf.reverse(batch, axis=[2]))
-        logits = (logits + model.predict(mirrored, verbose=0).astype(np.float64)) / 2
-    return logits
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -52,7 +38,8 @@ class HardLabelValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or len(self.labels) == 0 or self.guard.diverged_at is not None:
             return
-        logits = predict_logits(self.model, self.images, self.mean, self.std, flip_tta=False)
+        logits = pipeline.predict_logits(self.model, self.images, self.mean, self.std,
+                                         flip_tta=False)
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.labels).mean())
 

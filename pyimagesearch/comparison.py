@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-REQUIRED_KEYS = ("method", "args", "history", "test_metrics", "reliability_bins", "wall_seconds")
+REQUIRED_KEYS = ("method", "args", "history", "epochs_completed", "test_metrics",
+                 "reliability_bins", "wall_seconds")
 
 
 class NotARunError(Exception):
@@ -35,12 +36,11 @@ def run_row(run):
         "method": run["method"],
         "smoothing": run["args"]["smoothing"],
         "seed": run["args"]["seed"],
-        "epochs": run.get("epochs_completed", len(run["history"]["loss"])),
+        "epochs": run["epochs_completed"],
         "accuracy": run["test_metrics"]["accuracy"],
         "nll": run["test_metrics"]["nll"],
         "ece": run["test_metrics"]["ece"],
         "ece_scaled": scaled.get("ece"),
-        "temperature": run.get("temperature"),
         "wall_seconds": run["wall_seconds"],
     }
 

@@ -26,7 +26,7 @@ RECIPES = {
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
         epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
-        batch_size=512,         # 1.05x the images/s of batch 64 here; few steps, high lr
+        batch_size=512,         # ~1.05x the images/s of batch 64 here; few steps, high lr
         lr=0.2,                 # peak lr, SGD+Nesterov on mean cross-entropy (in 3-epoch
                                 # probes 0.05 learnt slower; 0.4 was unstable, before the
                                 # logit scale was added)
@@ -65,6 +65,7 @@ RECIPES["fast_whitened"] = dict(RECIPES["fast"], whiten_stem=True)
 RECIPES["fast_whitened_cutout"] = dict(RECIPES["fast_whitened"], cutout=8)
 DEFAULT_RECIPE = "fast"
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 DEFAULT_VAL_SIZE = 5000
 WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened stem (airbench)
@@ -246,11 +247,12 @@ def compile_model(recipe, loss, steps_per_epoch, stem_kernel=None):
 
 
 def evaluate(model, test, val, mean, std, flip_tta):
-    """Test metrics on hard labels, before and after temperature scaling fitted on `val`
-    (skipped without a validation split), the classification report, and reliability bins."""
+    """(results for the JSON, classification report text, test confidences): test metrics on hard
+    labels before and after temperature scaling fitted on `val` (none without a validation split),
+    the report as a dict, and the reliability bins."""
     from sklearn.metrics import classification_report
 
-    from pyimagesearch.callbacks import predict_logits
+    from pyimagesearch.pipeline import predict_logits
 
     (test_images, test_labels), (val_images, val_labels) = test, val
     test_logits = predict_logits(model, test_images, mean, std, flip_tta)
@@ -265,7 +267,7 @@ def evaluate(model, test, val, mean, std, flip_tta):
                   target_names=list(CLASS_NAMES), zero_division=0)
     bins = calibration.reliability_bins(probabilities, test_labels)
     metrics = calibration.calibration_metrics(test_logits, test_labels)
-    return {
+    results = {
         "test_accuracy": metrics["accuracy"],
         "test_metrics": metrics,
         "temperature": temperature,
@@ -273,9 +275,8 @@ def evaluate(model, test, val, mean, std, flip_tta):
         "reliability_bins": {"count": bins[0].tolist(), "mean_confidence": bins[1].tolist(),
                              "accuracy": bins[2].tolist()},
         "classification_report": classification_report(output_dict=True, **report),
-        "classification_report_text": classification_report(digits=4, **report),
-        "confidences": probabilities.max(axis=1),
     }
+    return results, classification_report(digits=4, **report), probabilities.max(axis=1)
 
 
 def library_versions():
@@ -300,15 +301,14 @@ def run(method, args):
     paths = output_paths(args.plot)
     run_config = {"method": method.name, **{key: value for key, value in vars(args).items()
                                             if key not in ("debug", "precision", "argv")}}
-    check_backup_matches(callbacks.saved_run_config(paths["backup"]), run_config, paths["backup"])
+    check_backup_matches(paths["backup"], run_config)
 
     data = load_cifar10(args.dataset)
     train, val, test = split_data(data, args.train_size, args.test_size, args.val_size)
     (train_images, train_labels), (val_images, val_labels) = train, val
 
     precision = detect_precision() if args.precision == "auto" else args.precision
-    keras.mixed_precision.set_global_policy(
-        {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision])
+    keras.mixed_precision.set_global_policy(KERAS_POLICIES[precision])
     keras.utils.set_random_seed(args.seed)
 
     mean, std = pipeline.channel_stats(train_images)  # training images only
@@ -323,9 +323,10 @@ def run(method, args):
         stem_kernel = whitening.patch_whitening_kernel(sample)
     model = compile_model(recipe, loss, -(-len(train_images) // recipe["batch_size"]),
                           stem_kernel)
+    device = _device_name()
     print(f"data: {data.source}: {len(train_images):,} train / {len(val_images):,} val / "
           f"{len(test[1]):,} test images | model: {recipe['model']}, "
-          f"{model.count_params():,} params | device: {_device_name()} | precision: {precision} "
+          f"{model.count_params():,} params | device: {device} | precision: {precision} "
           f"| method: {method.name} ({method.summary}), smoothing {args.smoothing}, "
           f"recipe {args.recipe}, {recipe['epochs']} epochs", flush=True)
 
@@ -338,7 +339,7 @@ def run(method, args):
         "method": method.name, "method_summary": method.summary,
         "command": shlex.join(["python", f"label_smoothing_{method.name}.py", *args.argv]),
         "args": {key: value for key, value in vars(args).items() if key != "argv"},
-        "recipe": recipe, "precision": precision, "device": _device_name(),
+        "recipe": recipe, "precision": precision, "device": device,
         "data": {"source": data.source, "train_images": len(train_images),
                  "val_images": len(val_images), "test_images": len(test[1])},
         "history": {key: [epoch.get(key) for epoch in history.history]
@@ -359,9 +360,8 @@ def run(method, args):
                                f"{guard.diverged_at + 1} (loss became NaN or infinite); try a "
                                f"smaller --lr. Partial results: {paths['json']}")
 
-    evaluation = evaluate(model, test, val, mean, std, recipe["flip_tta"])
-    report_text = evaluation.pop("classification_report_text")
-    confidences = evaluation.pop("confidences")
+    evaluation, report_text, confidences = evaluate(model, test, val, mean, std,
+                                                    recipe["flip_tta"])
     result.update(evaluation)
     print(report_text)
     outputs.write_text(paths["report"], report_text)
@@ -375,8 +375,11 @@ def run(method, args):
     return result
 
 
-def check_backup_matches(saved_config, run_config, backup_folder):
+def check_backup_matches(backup_folder, run_config):
     """A backup from a different command must not be resumed silently."""
+    from pyimagesearch.callbacks import saved_run_config
+
+    saved_config = saved_run_config(backup_folder)
     if saved_config is None or saved_config == run_config:
         return
     changed = sorted(key for key in set(saved_config) | set(run_config)

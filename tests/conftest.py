@@ -26,6 +26,13 @@ def write_cifar_folder(root, images_per_batch=40, seed=0):
     return folder
 
 
+def tiny_argv(dataset, plot, *extra):
+    """Command-line arguments for a seconds-long run on `tiny_cifar`: 120 train / 40 val / 30 test
+    images, batch 32, float32."""
+    return ["--dataset", dataset, "--plot", str(plot), "--batch-size", "32", "--train-size",
+            "160", "--val-size", "40", "--test-size", "30", "--precision", "float32", *extra]
+
+
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory):
     return write_cifar_folder(str(tmp_path_factory.mktemp("cifar")))

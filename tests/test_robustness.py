@@ -10,14 +10,10 @@ import pytest
 
 import label_smoothing_func
 import label_smoothing_loss
+from conftest import tiny_argv
 from pyimagesearch import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny(dataset, plot, *extra):
-    return ["--dataset", dataset, "--plot", str(plot), "--batch-size", "32", "--train-size",
-            "160", "--val-size", "40", "--test-size", "30", "--precision", "float32", *extra]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -48,7 +44,7 @@ def test_plot_folder_that_cannot_be_created(tmp_path, capsys):
 
 
 def test_sizes_larger_than_the_dataset(tiny_cifar, tmp_path, capsys):
-    argv = tiny(tiny_cifar, tmp_path / "p.png", "--epochs", "1")
+    argv = tiny_argv(tiny_cifar, tmp_path / "p.png", "--epochs", "1")
     argv[argv.index("--test-size") + 1] = "41"  # the tiny test batch has 40 images
     assert label_smoothing_func.main(argv) == 2
     assert "--test-size 41: the dataset has only 40 images" in capsys.readouterr().err
@@ -67,7 +63,7 @@ def test_bad_dataset_fails_before_training_naming_the_file(tmp_path, capsys):
 
 def test_divergence_stops_with_partial_results_marked(tiny_cifar, tmp_path, capsys):
     plot = tmp_path / "p.png"
-    assert label_smoothing_loss.main(tiny(tiny_cifar, plot, "--epochs", "3", "--lr", "1e6")) == 1
+    assert label_smoothing_loss.main(tiny_argv(tiny_cifar, plot, "--epochs", "3", "--lr", "1e6")) == 1
     assert "diverged" in capsys.readouterr().err
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["diverged"] is True
@@ -117,7 +113,7 @@ def wait_for_backed_up_epochs(backup, count, process, timeout=120):
 def test_interrupted_run_resumes_with_a_complete_history(stop_signal, tiny_cifar, tmp_path):
     plot = tmp_path / "run.png"
     backup = tmp_path / "run_backup"
-    argv = tiny(tiny_cifar, plot, "--epochs", "30")
+    argv = tiny_argv(tiny_cifar, plot, "--epochs", "30")
     process = start(argv)
     wait_for_backed_up_epochs(str(backup), 2, process)
     process.send_signal(stop_signal)
@@ -147,6 +143,6 @@ def test_resume_refuses_a_backup_from_different_settings(tiny_cifar, tmp_path, c
     backup.mkdir()
     (backup / "history.json").write_text(json.dumps(
         {"config": {"method": "func", "smoothing": 0.3}, "history": [{"loss": 1.0}]}))
-    assert label_smoothing_func.main(tiny(tiny_cifar, tmp_path / "run.png", "--epochs", "2")) == 2
+    assert label_smoothing_func.main(tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "2")) == 2
     err = capsys.readouterr().err
     assert "holds an interrupted run with different settings" in err and "smoothing" in err

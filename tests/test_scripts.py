@@ -6,19 +6,14 @@ import pytest
 
 import label_smoothing_func
 import label_smoothing_loss
+from conftest import tiny_argv
 from pyimagesearch.cifar10 import CLASS_NAMES
-
-
-def tiny_args(dataset, plot, *extra):
-    return ["--dataset", dataset, "--plot", str(plot), "--epochs", "2", "--batch-size", "32",
-            "--train-size", "160", "--val-size", "40", "--test-size", "30", "--precision",
-            "float32", *extra]
 
 
 @pytest.mark.parametrize("script", [label_smoothing_func, label_smoothing_loss])
 def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     plot = tmp_path / "out" / "run.png"  # the folder is created
-    assert script.main(tiny_args(tiny_cifar, plot, "--smoothing", "0.2")) == 0
+    assert script.main(tiny_argv(tiny_cifar, plot, "--epochs", "2", "--smoothing", "0.2")) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].startswith("data: ")
     assert "120 train / 40 val / 30 test images" in printed
