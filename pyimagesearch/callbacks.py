@@ -39,9 +39,47 @@ class HardLabelValidation(keras.callbacks.Callback):
         if logs is None or len(self.labels) == 0 or self.guard.diverged_at is not None:
             return
         logits = pipeline.predict_logits(self.model, self.images, self.mean, self.std,
-                                         flip_tta=False)
+                                         tta="none")
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.labels).mean())
+
+
+def lookahead_decays(total_steps, every=5, final=0.95 ** 5):
+    """airbench's lookahead schedule: the decay used at each sync step (every `every` optimizer
+    steps, 1-based), rising as the cube of training progress from 0 to `final`."""
+    steps = np.arange(every, total_steps + 1, every)
+    return steps, final * (steps / total_steps) ** 3
+
+
+class Lookahead(keras.callbacks.Callback):
+    """Lookahead with an averaged slow copy (Zhang et al. 2019, as airbench uses it): every
+    `every` steps the slow weights move toward the fast ones by (1 - decay) and the fast weights
+    are reset to them; at the end the model keeps the slow weights. The decay rises over training
+    (`lookahead_decays`), so early steps are plain SGD and late ones are averaged over more
+    steps, which smooths out the noise of the last high-learning-rate steps. Batch-norm
+    statistics are averaged too. The slow copy is not backed up: a resumed run restarts it from
+    the restored weights."""
+
+    def __init__(self, total_steps, every=5):
+        super().__init__()
+        steps, decays = lookahead_decays(total_steps, every)
+        self.decay_at = dict(zip(steps.tolist(), decays.tolist()))
+        self.slow = None
+
+    def on_train_begin(self, logs=None):  # after BackupAndRestore has restored the weights
+        self.slow = [variable.numpy() for variable in self.model.weights]
+
+    def on_train_batch_end(self, batch, logs=None):
+        decay = self.decay_at.get(int(self.model.optimizer.iterations.numpy()))
+        if decay is None:
+            return
+        for variable, slow in zip(self.model.weights, self.slow):
+            slow += (1 - decay) * (variable.numpy() - slow)
+            variable.assign(slow)
+
+    def on_train_end(self, logs=None):
+        for variable, slow in zip(self.model.weights, self.slow):
+            variable.assign(slow)
 
 
 class ResumableHistory(keras.callbacks.Callback):
@@ -79,11 +117,16 @@ def saved_run_config(backup_folder):
         return json.load(handle).get("config")
 
 
-def training_callbacks(val_images, val_labels, mean, std, backup_folder, run_config):
+def training_callbacks(val_images, val_labels, mean, std, backup_folder, run_config,
+                       lookahead_steps=None):
     """(callbacks for model.fit, the divergence guard, the history). Validation comes first so
-    its val_* metrics are in the logs that the history records and Keras' progress bar prints."""
+    its val_* metrics are in the logs that the history records and Keras' progress bar prints;
+    lookahead (over `lookahead_steps` total steps, if given) after the backup restores weights."""
     guard = DivergenceGuard()
     history = ResumableHistory(backup_folder, run_config)
     backup = keras.callbacks.BackupAndRestore(backup_folder, delete_checkpoint=True)
     validation = HardLabelValidation(val_images, val_labels, mean, std, guard)
-    return [validation, guard, history, backup], guard, history
+    fit_callbacks = [validation, guard, history, backup]
+    if lookahead_steps:
+        fit_callbacks.append(Lookahead(lookahead_steps))
+    return fit_callbacks, guard, history

@@ -1,5 +1,5 @@
-"""What a run writes beside `--plot`: the plot, `<stem>_report.txt`, `<stem>.json` and
-`<stem>_calibration.png`. Every file is written to a temporary name in the same folder and renamed
+"""What a run writes beside `--plot`: the plot, `<stem>_report.txt`, `<stem>.json`,
+`<stem>_calibration.png` and the trained model, `<stem>.keras`. Every file is written to a temporary name in the same folder and renamed
 into place, so a crash never leaves a half-written file and an old output is only ever replaced by
 a complete one."""
 import contextlib
@@ -17,10 +17,12 @@ import numpy as np  # noqa: E402
 
 
 def output_paths(plot_path):
-    """{'plot', 'report', 'json', 'calibration', 'backup'} paths derived from the --plot path."""
+    """{'plot', 'report', 'json', 'calibration', 'model', 'backup'} paths derived from the --plot
+    path."""
     stem, _ = os.path.splitext(plot_path)
     return {"plot": plot_path, "report": f"{stem}_report.txt", "json": f"{stem}.json",
-            "calibration": f"{stem}_calibration.png", "backup": f"{stem}_backup"}
+            "calibration": f"{stem}_calibration.png", "model": f"{stem}.keras",
+            "backup": f"{stem}_backup"}
 
 
 @contextlib.contextmanager
@@ -60,6 +62,12 @@ def _json_safe(value):
 
 def write_json(path, data):
     write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
+
+
+def save_model(path, model):
+    """The Keras model (architecture, weights and optimizer state) as one `.keras` file."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def save_figure(figure, path):

@@ -87,11 +87,35 @@ def inference_dataset(images, mean, std, batch_size=1000):
             .prefetch(tf.data.AUTOTUNE))
 
 
-def predict_logits(model, images, mean, std, flip_tta):
-    """Logits (N, classes) in float64; with `flip_tta`, the mean over each image and its mirror."""
+TTA_MODES = ("none", "flip", "flip_translate")
+
+
+def _shifted(batch, offset):
+    """The batch moved diagonally by `offset` pixels (+1 or -1), reflect-padded at the border."""
+    padded = tf.pad(batch, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    start = 1 + offset
+    return padded[:, start:start + tf.shape(batch)[1], start:start + tf.shape(batch)[2], :]
+
+
+def predict_logits(model, images, mean, std, tta="none"):
+    """Logits (N, classes) in float64, with test-time augmentation `tta`:
+    "none"; "flip", the mean over each image and its mirror; "flip_translate" (airbench), half
+    that plus half the flip-mean of the image moved one pixel up-left and one down-right."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown tta '{tta}', expected one of {TTA_MODES}")
     dataset = inference_dataset(images, mean, std)
-    logits = model.predict(dataset, verbose=0).astype(np.float64)
-    if flip_tta:
-        mirrored = dataset.map(lambda batch: tf.reverse(batch, axis=[2]))
-        logits = (logits + model.predict(mirrored, verbose=0).astype(np.float64)) / 2
+
+    def predict(transform):
+        return model.predict(dataset.map(transform), verbose=0).astype(np.float64)
+
+    def flip_mean(transform):
+        return (predict(transform) + predict(lambda batch: tf.reverse(transform(batch), [2]))) / 2
+
+    if tta == "none":
+        return predict(lambda batch: batch)
+    logits = flip_mean(lambda batch: batch)
+    if tta == "flip_translate":
+        translated = (flip_mean(lambda batch: _shifted(batch, -1))
+                      + flip_mean(lambda batch: _shifted(batch, 1))) / 2
+        logits = (logits + translated) / 2
     return logits

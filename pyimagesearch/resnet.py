@@ -15,8 +15,8 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 2e-5
 
 
-def _batch_norm():
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON)
+def _batch_norm(momentum=BN_MOMENTUM, scale=True):
+    return layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, scale=scale)
 
 
 def _bottleneck(inputs, filters, stride, project_shortcut):
@@ -54,21 +54,24 @@ def build_preact_resnet(stages=(9, 9, 9), filters=(64, 64, 128, 256), num_classe
     return keras.Model(inputs, outputs, name="preact_resnet")
 
 
-def _conv_bn_gelu(x, filters, pool=False):
+def _conv_bn_gelu(x, filters, bn_momentum, bn_scale, pool=False):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     if pool:  # pooling before BN computes BN and GELU on a quarter of the pixels
         x = layers.MaxPooling2D(2)(x)
-    return layers.Activation("gelu")(_batch_norm()(x))
+    return layers.Activation("gelu")(_batch_norm(bn_momentum, bn_scale)(x))
 
 
 def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3),
-                      logit_scale=1 / 8, stem_kernel=None):
+                      logit_scale=1 / 8, stem_kernel=None, bn_momentum=BN_MOMENTUM,
+                      bn_scale=True):
     """A compact residual net after Keller Jordan's airbench and David Page's ResNet-9: a 2x2 stem
     conv, then one block per width, each halving the resolution (31 -> 15 -> 7 -> 3):
     conv-pool-BN-GELU followed by a residual conv-BN-GELU; then global max-pooling and a linear
     classifier. Every block costs about the same FLOPs, so it is cheap for its accuracy.
     `stem_kernel` (2, 2, channels, 24), e.g. from `whitening.patch_whitening_kernel`, fixes the
-    stem's weights (frozen, zero bias) instead of learning them."""
+    stem's weights (frozen, zero bias) instead of learning them. airbench's batch norms keep
+    their statistics over fewer steps (`bn_momentum` 0.4 in Keras' convention) and learn no
+    scale (`bn_scale=False`): the next convolution can supply any scale."""
     inputs = keras.Input(input_shape)
     stem = layers.Conv2D(24, 2, padding="valid", name="stem")
     x = layers.Activation("gelu")(stem(inputs))
@@ -76,8 +79,8 @@ def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32
         stem.set_weights([stem_kernel, np.zeros(stem_kernel.shape[-1], np.float32)])
         stem.trainable = False
     for width in widths:
-        x = _conv_bn_gelu(x, width, pool=True)
-        x = layers.Add()([x, _conv_bn_gelu(x, width)])
+        x = _conv_bn_gelu(x, width, bn_momentum, bn_scale, pool=True)
+        x = layers.Add()([x, _conv_bn_gelu(x, width, bn_momentum, bn_scale)])
     x = layers.GlobalMaxPooling2D()(x)
     x = layers.Dense(num_classes, use_bias=False, dtype="float32")(x)
     # Max-pooled features are large; airbench scales its logits down (by 1/9) so that a high

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pyimagesearch import pipeline
@@ -82,3 +83,40 @@ def test_cutout_zeroes_one_clipped_square_per_image():
             assert zeroed.sum() == 16
         areas.add(int(zeroed.sum()))
     assert 16 in areas and min(areas) < 16  # inside and clipped squares both occur
+
+
+def test_predict_logits_test_time_augmentation_against_numpy_views():
+    # A linear model over the raw pixels, so every view's logits are view.flatten() @ weights.
+    import keras
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(5, 6, 6, 3)).astype(np.uint8)
+    weights = rng.normal(size=(6 * 6 * 3, 4)).astype(np.float32)
+    model = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(4, use_bias=False)])
+    model.layers[-1].set_weights([weights])
+    mean, std = np.array([100, 120, 140], np.float32), np.array([50, 60, 70], np.float32)
+
+    def logits_of(views):
+        return views.reshape(len(views), -1) @ weights.astype(np.float64)
+
+    normalized = (images.astype(np.float64) - mean) / std
+    mirrored = normalized[:, :, ::-1]
+    padded = np.pad(normalized, [(0, 0), (1, 1), (1, 1), (0, 0)], "reflect")
+    up_left, down_right = padded[:, :6, :6], padded[:, 2:, 2:]  # moved by -1 and +1 pixel
+
+    def flip_mean(views):
+        return (logits_of(views) + logits_of(views[:, :, ::-1])) / 2
+
+    expected = {
+        "none": logits_of(normalized),
+        "flip": (logits_of(normalized) + logits_of(mirrored)) / 2,
+        "flip_translate": flip_mean(normalized) / 2
+        + (flip_mean(up_left) + flip_mean(down_right)) / 4,
+    }
+    for mode, want in expected.items():
+        got = pipeline.predict_logits(model, images, mean, std, mode)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3, err_msg=mode)
+    assert not np.allclose(expected["flip"], expected["flip_translate"], atol=1e-2)
+    with pytest.raises(ValueError, match="unknown tta"):
+        pipeline.predict_logits(model, images, mean, std, "crops")

@@ -41,3 +41,12 @@ def test_fast_resnet_with_a_fixed_stem_kernel():
     # everything but the stem's 2*2*3*24 kernel and 24 biases and the moving mean and variance
     # of the four BatchNorms (2 * 8 + 2 * 8 + 2 * 16 + 2 * 16 = 96)
     assert trainable == 6424 - 312 - 96
+
+
+def test_fast_resnet_without_batch_norm_scale():
+    model = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3), bn_scale=False,
+                                     bn_momentum=0.4)
+    norms = [layer for layer in model.layers if "batch_normalization" in layer.name]
+    assert [norm.momentum for norm in norms] == [0.4] * 4
+    # the 8 + 8 + 16 + 16 gammas of the four BatchNorms are gone
+    assert model.count_params() == 6424 - 48

@@ -37,3 +37,14 @@ def test_rejects_unknown_schedule_and_empty_run():
         learning_rate_schedule("step", 0.1, total_steps=10)
     with pytest.raises(ValueError, match="total_steps"):
         learning_rate_schedule("polynomial", 0.1, total_steps=0)
+
+
+def test_warmup_linear_is_airbench_triangle():
+    # 0.2 * lr at step 0, lr at the end of warm-up, 0.07 * lr at the last step and after
+    schedule = learning_rate_schedule("warmup_linear", 1.5, total_steps=200, warmup_steps=40)
+    assert lr_at(schedule, 0) == pytest.approx(0.3)
+    assert lr_at(schedule, 20) == pytest.approx(1.5 * (0.2 + 0.8 * 0.5))
+    assert lr_at(schedule, 40) == pytest.approx(1.5)
+    assert lr_at(schedule, 120) == pytest.approx(1.5 * (1 - 0.93 * 0.5))
+    assert lr_at(schedule, 200) == pytest.approx(1.5 * 0.07)
+    assert lr_at(schedule, 260) == pytest.approx(1.5 * 0.07)

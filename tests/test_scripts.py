@@ -2,12 +2,15 @@
 import json
 import os
 
+import keras
+import numpy as np
 import pytest
 
 import label_smoothing_func
 import label_smoothing_loss
 from conftest import tiny_argv
-from pyimagesearch.cifar10 import CLASS_NAMES
+from pyimagesearch.cifar10 import CLASS_NAMES, load_cifar10
+from pyimagesearch.pipeline import predict_logits
 
 
 @pytest.mark.parametrize("script", [label_smoothing_func, label_smoothing_loss])
@@ -20,8 +23,9 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     assert "done: " in printed and "test accuracy" in printed
 
     folder = tmp_path / "out"
-    assert sorted(os.listdir(folder)) == ["run.json", "run.png", "run_calibration.png",
-                                          "run_report.txt"]  # the resume backup is gone
+    assert sorted(os.listdir(folder)) == ["run.json", "run.keras", "run.png",
+                                          "run_calibration.png", "run_report.txt"]
+    # (the resume backup is gone)
     assert (folder / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (folder / "run_report.txt").read_text()
     assert all(name in report for name in CLASS_NAMES)
@@ -47,6 +51,17 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     assert 0 < sum(result["history"]["seconds"]) < result["wall_seconds"]
     assert result["versions"]["keras"].startswith("3.")
     assert result["precision"] == "float32"
+
+    # The saved model, fed test images standardised with the saved statistics, reproduces the
+    # reported test accuracy.
+    model = keras.saving.load_model(folder / "run.keras")
+    data = load_cifar10(tiny_cifar)
+    test_images, test_labels = data.test_images[:30], data.test_labels[:30]
+    mean, std = (np.array(result["normalization"][key], np.float32) for key in ("mean", "std"))
+    np.testing.assert_allclose(mean, data.train_images[:120].reshape(-1, 3).mean(axis=0),
+                               rtol=1e-5)
+    logits = predict_logits(model, test_images, mean, std, result["recipe"]["tta"])
+    assert (logits.argmax(axis=1) == test_labels).mean() == result["test_accuracy"]
 
 
 def test_tutorial_recipe_runs(tiny_cifar, tmp_path, capsys):
