@@ -5,7 +5,8 @@ import sys
 
 for plot in sys.argv[1:]:
     stem = os.path.splitext(plot)[0]
-    for path in (plot, f"{stem}_report.txt", f"{stem}.json", f"{stem}_calibration.png"):
+    for path in (plot, f"{stem}_report.txt", f"{stem}.json", f"{stem}_calibration.png",
+                 f"{stem}.keras"):
         if not os.path.getsize(path):
             sys.exit(f"{path}: empty")
     if os.path.exists(f"{stem}_backup"):
