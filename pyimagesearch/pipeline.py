@@ -87,9 +87,6 @@ def inference_dataset(images, mean, std, batch_size=1000):
             .prefetch(tf.data.AUTOTUNE))
 
 
-TTA_MODES = ("none", "flip", "flip_translate")
-
-
 def _shifted(batch, offset):
     """The batch moved diagonally by `offset` pixels (+1 or -1), reflect-padded at the border."""
     padded = tf.pad(batch, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
@@ -97,25 +94,40 @@ def _shifted(batch, offset):
     return padded[:, start:start + tf.shape(batch)[1], start:start + tf.shape(batch)[2], :]
 
 
-def predict_logits(model, images, mean, std, tta="none"):
-    """Logits (N, classes) in float64, with test-time augmentation `tta`:
-    "none"; "flip", the mean over each image and its mirror; "flip_translate" (airbench), half
-    that plus half the flip-mean of the image moved one pixel up-left and one down-right."""
-    if tta not in TTA_MODES:
+def _mirrored(batch):
+    return tf.reverse(batch, axis=[2])
+
+
+# Test-time augmentation: the views of each image and the weight of each view's logits.
+# "flip_translate" is airbench's: half the flip mean of the image, half that of the image moved
+# one pixel up-left and one down-right.
+TTA_VIEWS = {
+    "none": ((lambda batch: batch, 1.0),),
+    "flip": ((lambda batch: batch, 0.5), (_mirrored, 0.5)),
+    "flip_translate": ((lambda batch: batch, 0.25), (_mirrored, 0.25),
+                       (lambda batch: _shifted(batch, -1), 0.125),
+                       (lambda batch: _mirrored(_shifted(batch, -1)), 0.125),
+                       (lambda batch: _shifted(batch, 1), 0.125),
+                       (lambda batch: _mirrored(_shifted(batch, 1)), 0.125)),
+}
+TTA_MODES = tuple(TTA_VIEWS)
+
+
+def predict_logits(model, images, mean, std, tta="none", batch_size=250):
+    """Logits (N, classes) in float64: the weighted mean over the views of `tta` (TTA_VIEWS).
+    All views of a batch go through the model together, in one `predict` call."""
+    if tta not in TTA_VIEWS:
         raise ValueError(f"unknown tta '{tta}', expected one of {TTA_MODES}")
-    dataset = inference_dataset(images, mean, std)
-
-    def predict(transform):
-        return model.predict(dataset.map(transform), verbose=0).astype(np.float64)
-
-    def flip_mean(transform):
-        return (predict(transform) + predict(lambda batch: tf.reverse(transform(batch), [2]))) / 2
-
-    if tta == "none":
-        return predict(lambda batch: batch)
-    logits = flip_mean(lambda batch: batch)
-    if tta == "flip_translate":
-        translated = (flip_mean(lambda batch: _shifted(batch, -1))
-                      + flip_mean(lambda batch: _shifted(batch, 1))) / 2
-        logits = (logits + translated) / 2
-    return logits
+    views = TTA_VIEWS[tta]
+    dataset = inference_dataset(images, mean, std, batch_size).map(
+        lambda batch: tf.concat([view(batch) for view, _ in views], axis=0),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    stacked = model.predict(dataset, verbose=0).astype(np.float64)
+    weights = np.array([weight for _, weight in views])
+    logits, offset = [], 0
+    for start in range(0, len(images), batch_size):  # each batch's rows: view 0, view 1, ...
+        count = min(batch_size, len(images) - start)
+        chunk = stacked[offset:offset + len(views) * count].reshape(len(views), count, -1)
+        logits.append(np.tensordot(weights, chunk, axes=1))
+        offset += len(views) * count
+    return np.concatenate(logits) if logits else stacked

@@ -115,8 +115,9 @@ def test_predict_logits_test_time_augmentation_against_numpy_views():
         + (flip_mean(up_left) + flip_mean(down_right)) / 4,
     }
     for mode, want in expected.items():
-        got = pipeline.predict_logits(model, images, mean, std, mode)
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3, err_msg=mode)
+        for batch_size in (250, 2):  # one batch; batches of 2, 2 and 1 views-stacked
+            got = pipeline.predict_logits(model, images, mean, std, mode, batch_size)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3, err_msg=mode)
     assert not np.allclose(expected["flip"], expected["flip_translate"], atol=1e-2)
     with pytest.raises(ValueError, match="unknown tta"):
         pipeline.predict_logits(model, images, mean, std, "crops")
