@@ -1,7 +1,7 @@
 """What a run writes beside `--plot`: the plot, `<stem>_report.txt`, `<stem>.json`,
-`<stem>_calibration.png` and the trained model, `<stem>.keras`. Every file is written to a temporary name in the same folder and renamed
-into place, so a crash never leaves a half-written file and an old output is only ever replaced by
-a complete one."""
+`<stem>_calibration.png` and the trained model, `<stem>.keras`. Every file is written to a
+temporary name in the same folder and renamed into place, so a crash never leaves a half-written
+file and an old output is only ever replaced by a complete one."""
 import contextlib
 import json
 import math

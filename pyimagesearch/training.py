@@ -27,15 +27,16 @@ RECIPES = {
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
         epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
-        batch_size=512,         # ~1.05x the images/s of batch 64 here; few steps, high lr
+        batch_size=512,         # 1.06-1.10x the images/s of batch 64 here; few steps, high lr
         lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy (5-epoch probes:
-                                # 0.75 beat 0.4 by 0.5 points); airbench's 1.5 at batch 1024
+                                # 87.6% at 0.75, 87.1% at 0.4); airbench's 1.5 at batch 1024
         schedule="warmup_linear",  # 0.2 * lr rising to lr, then falling to 0.07 * lr
         warmup_fraction=0.23,   # of all steps, as airbench
         momentum=0.85,
         nesterov=True,
         weight_decay=9e-3,      # decoupled: each step scales weights by (1 - lr_t * 9e-3),
-                                # close to airbench's decay per epoch (probe: beat 5e-3)
+                                # close to airbench's decay per epoch (probe: 87.6% vs 87.5%
+                                # with 5e-3, within noise)
         max_shift=2,            # random translation (px, reflect-padded) + horizontal flips
         tta="flip_translate",   # test-time augmentation: each image, its mirror, and both
                                 # moved by one pixel (pipeline.predict_logits)
@@ -45,7 +46,8 @@ RECIPES = {
                                 # memory, which lookahead needs (airbench's ablations)
         bn_scale=False,         # batch norms learn a shift (beta) only
         lookahead=True,         # airbench's lookahead averaging (callbacks.Lookahead)
-        bias_lr_scale=64,       # batch-norm shifts learn 64x faster (optimizer.py)
+        bias_lr_scale=64,       # batch-norm shifts learn 64x faster (optimizer.py; probe:
+                                # 88.1% vs 87.6% without)
     ),
     # The 2019 tutorial's setup on the book's ResNet, for reference: hours per run on a CPU.
     "tutorial": dict(
