@@ -29,18 +29,16 @@ PROBES = {
 }
 
 
-def tta_accuracies(json_path):
+def tta_accuracies(json_path, data):
     """Test accuracy of a run's saved model under each test-time augmentation."""
     import keras
     import numpy as np
 
-    from pyimagesearch.cifar10 import load_cifar10
     from pyimagesearch.pipeline import TTA_MODES, predict_logits
 
     with open(json_path, encoding="utf-8") as handle:
         result = json.load(handle)
     model = keras.saving.load_model(os.path.splitext(json_path)[0] + ".keras")
-    data = load_cifar10(result["args"]["dataset"])
     count = result["data"]["test_images"]
     images, labels = data.test_images[:count], data.test_labels[:count]
     mean, std = (np.array(result["normalization"][key], np.float32) for key in ("mean", "std"))
@@ -54,6 +52,9 @@ def main(argv=None):
         print(__doc__, file=sys.stderr)
         return 2
     dataset, out, extra = argv[0], argv[1], argv[2:]
+    from pyimagesearch.cifar10 import load_cifar10
+
+    data = load_cifar10(dataset)  # for scoring the saved models; each run loads its own
     lines = ["| probe | changed from `fast` | val accuracy by epoch | test: none | flip | "
              "flip_translate |", "| --- | --- | --- | --- | --- | --- |"]
     for name, changes in PROBES.items():
@@ -67,7 +68,7 @@ def main(argv=None):
         json_path = os.path.splitext(plot)[0] + ".json"
         with open(json_path, encoding="utf-8") as handle:
             history = json.load(handle)["history"]["val_accuracy"]
-        tta = tta_accuracies(json_path)
+        tta = tta_accuracies(json_path, data)
         lines.append(f"| {name} | {json.dumps(changes) if changes else '(none)'} | "
                      + ", ".join(f"{value:.2%}" for value in history) + " | "
                      + " | ".join(f"{tta[mode]:.2%}" for mode in ("none", "flip",

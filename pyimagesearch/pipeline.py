@@ -40,22 +40,7 @@ def translate_and_flip(images, seed, max_shift):
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
-def cutout(images, seed, size):
-    """Zero a size x size square (clipped at the borders) at a random centre of each image
-    (DeVries & Taylor 2017); zero is the mean of normalised images. `images` (B, H, W, C)."""
-    batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
-    row_seed, col_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    centre_rows = tf.random.stateless_uniform((batch, 1), row_seed, 0, height, dtype=tf.int32)
-    centre_cols = tf.random.stateless_uniform((batch, 1), col_seed, 0, width, dtype=tf.int32)
-    rows = tf.range(height)[None, :] - centre_rows  # (B, H) offset from the centre row
-    cols = tf.range(width)[None, :] - centre_cols   # (B, W)
-    inside_rows = (rows >= -(size // 2)) & (rows < size - size // 2)
-    inside_cols = (cols >= -(size // 2)) & (cols < size - size // 2)
-    square = inside_rows[:, :, None] & inside_cols[:, None, :]  # (B, H, W)
-    return tf.where(square[..., None], tf.zeros_like(images), images)
-
-
-def training_dataset(images, targets, batch_size, mean, std, max_shift, seed, cutout_size=0):
+def training_dataset(images, targets, batch_size, mean, std, max_shift, seed):
     """Shuffled, augmented batches of (float32 images, float32 targets), reshuffled every epoch.
     `targets` are one-hot or already-smoothed rows (N, num_classes)."""
     images = tf.constant(images)
@@ -68,12 +53,8 @@ def training_dataset(images, targets, batch_size, mean, std, max_shift, seed, cu
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def make_batch(indices, batch_seed):
-        batch = translate_and_flip(normalize(tf.gather(images, indices), mean, std), batch_seed,
-                                   max_shift)
-        if cutout_size:  # its own seed, so runs without cutout keep their random streams
-            batch = cutout(batch, tf.random.experimental.stateless_fold_in(batch_seed, 1),
-                           cutout_size)
-        return batch, tf.gather(targets, indices)
+        batch = normalize(tf.gather(images, indices), mean, std)
+        return translate_and_flip(batch, batch_seed, max_shift), tf.gather(targets, indices)
 
     return (tf.data.Dataset.zip(batches, batch_seeds)
             .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)
@@ -115,19 +96,18 @@ TTA_MODES = tuple(TTA_VIEWS)
 
 def predict_logits(model, images, mean, std, tta="none", batch_size=250):
     """Logits (N, classes) in float64: the weighted mean over the views of `tta` (TTA_VIEWS).
-    All views of a batch go through the model together, in one `predict` call."""
+    The views of each batch go through the model together, image by image (all views of image 0,
+    then of image 1, ...), so the output reshapes to (N, views, classes)."""
     if tta not in TTA_VIEWS:
         raise ValueError(f"unknown tta '{tta}', expected one of {TTA_MODES}")
     views = TTA_VIEWS[tta]
+
+    def interleaved_views(batch):
+        stacked = tf.stack([view(batch) for view, _ in views], axis=1)  # (B, views, H, W, C)
+        return tf.reshape(stacked, tf.concat([[-1], tf.shape(batch)[1:]], axis=0))
+
     dataset = inference_dataset(images, mean, std, batch_size).map(
-        lambda batch: tf.concat([view(batch) for view, _ in views], axis=0),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    stacked = model.predict(dataset, verbose=0).astype(np.float64)
+        interleaved_views, num_parallel_calls=tf.data.AUTOTUNE)
+    logits = model.predict(dataset, verbose=0).astype(np.float64)
     weights = np.array([weight for _, weight in views])
-    logits, offset = [], 0
-    for start in range(0, len(images), batch_size):  # each batch's rows: view 0, view 1, ...
-        count = min(batch_size, len(images) - start)
-        chunk = stacked[offset:offset + len(views) * count].reshape(len(views), count, -1)
-        logits.append(np.tensordot(weights, chunk, axes=1))
-        offset += len(views) * count
-    return np.concatenate(logits) if logits else stacked
+    return np.einsum("nvk,v->nk", logits.reshape(len(images), len(views), -1), weights)

@@ -29,19 +29,17 @@ RECIPES = {
         epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
         batch_size=512,         # 1.06-1.10x the images/s of batch 64 here; few steps, high lr
         lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy (5-epoch probes:
-                                # 87.6% at 0.75, 87.1% at 0.4); airbench's 1.5 at batch 1024
+                                # 87.6% at 0.75, 87.1% at 0.4)
         schedule="warmup_linear",  # 0.2 * lr rising to lr, then falling to 0.07 * lr
         warmup_fraction=0.23,   # of all steps, as airbench
         momentum=0.85,
         nesterov=True,
-        weight_decay=9e-3,      # decoupled: each step scales weights by (1 - lr_t * 9e-3),
-                                # close to airbench's decay per epoch (probe: 87.6% vs 87.5%
-                                # with 5e-3, within noise)
+        weight_decay=9e-3,      # decoupled: each step scales weights by (1 - lr_t * 9e-3)
+                                # (probe: 87.6% vs 87.5% with 5e-3, within noise)
         max_shift=2,            # random translation (px, reflect-padded) + horizontal flips
         tta="flip_translate",   # test-time augmentation: each image, its mirror, and both
                                 # moved by one pixel (pipeline.predict_logits)
         whiten_stem=True,       # frozen patch-whitening stem (pyimagesearch/whitening.py)
-        cutout=0,               # side of a zeroed square per training image (0: none)
         bn_momentum=0.4,        # Keras convention: weight of the old running statistics; short
                                 # memory, which lookahead needs (airbench's ablations)
         bn_scale=False,         # batch norms learn a shift (beta) only
@@ -49,7 +47,8 @@ RECIPES = {
         bias_lr_scale=64,       # batch-norm shifts learn 64x faster (optimizer.py; probe:
                                 # 88.1% vs 87.6% without)
     ),
-    # The 2019 tutorial's setup on the book's ResNet, for reference: hours per run on a CPU.
+    # The 2019 tutorial's setup on the book's ResNet, for reference: ~75 images/s here in float32
+    # (README.md), about 12 hours for 70 epochs; not run in full.
     "tutorial": dict(
         model="preact_resnet",  # stages (9, 9, 9), filters (64, 64, 128, 256)
         epochs=70,
@@ -63,7 +62,6 @@ RECIPES = {
         max_shift=3,            # ImageDataGenerator(width/height_shift_range=0.1) on 32 px
         tta="none",
         whiten_stem=False,
-        cutout=0,
         bn_momentum=0.9,
         bn_scale=True,
         lookahead=False,
@@ -324,8 +322,7 @@ def run(method, args):
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[train_labels]
     targets, loss = method.prepare(one_hot, args.smoothing)  # the only per-method step
     train_dataset = pipeline.training_dataset(train_images, targets, recipe["batch_size"], mean,
-                                              std, recipe["max_shift"], args.seed,
-                                              recipe["cutout"])
+                                              std, recipe["max_shift"], args.seed)
     stem_kernel = None
     if recipe["whiten_stem"]:
         sample = pipeline.normalize(train_images[:WHITENING_IMAGES], mean, std).numpy()

@@ -68,23 +68,6 @@ def test_training_dataset_keeps_image_target_pairs_and_covers_each_image_once():
     assert orders[0] != orders[1]  # reshuffled every epoch
 
 
-def test_cutout_zeroes_one_clipped_square_per_image():
-    images = np.ones((200, 10, 12, 3), np.float32)
-    result = pipeline.cutout(tf.constant(images), tf.constant([5, 6]), 4).numpy()
-    areas = set()
-    for image in result:
-        zeroed = image[..., 0] == 0
-        assert (image[zeroed] == 0).all() and (image[~zeroed] == 1).all()  # all channels
-        rows, cols = np.nonzero(zeroed.any(axis=1))[0], np.nonzero(zeroed.any(axis=0))[0]
-        # one axis-aligned rectangle, at most 4 x 4, exactly 4 x 4 away from the borders
-        assert zeroed.sum() == len(rows) * len(cols) and len(rows) <= 4 and len(cols) <= 4
-        assert np.all(np.diff(rows) == 1) and np.all(np.diff(cols) == 1)
-        if 0 < rows[0] and rows[-1] < 9 and 0 < cols[0] and cols[-1] < 11:
-            assert zeroed.sum() == 16
-        areas.add(int(zeroed.sum()))
-    assert 16 in areas and min(areas) < 16  # inside and clipped squares both occur
-
-
 def test_predict_logits_test_time_augmentation_against_numpy_views():
     # A linear model over the raw pixels, so every view's logits are view.flatten() @ weights.
     import keras

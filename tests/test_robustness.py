@@ -63,7 +63,8 @@ def test_bad_dataset_fails_before_training_naming_the_file(tmp_path, capsys):
 
 def test_divergence_stops_with_partial_results_marked(tiny_cifar, tmp_path, capsys):
     plot = tmp_path / "p.png"
-    assert label_smoothing_loss.main(tiny_argv(tiny_cifar, plot, "--epochs", "3", "--lr", "1e6")) == 1
+    argv = tiny_argv(tiny_cifar, plot, "--epochs", "3", "--lr", "1e6")
+    assert label_smoothing_loss.main(argv) == 1
     assert "diverged" in capsys.readouterr().err
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["diverged"] is True
@@ -143,6 +144,7 @@ def test_resume_refuses_a_backup_from_different_settings(tiny_cifar, tmp_path, c
     backup.mkdir()
     (backup / "history.json").write_text(json.dumps(
         {"config": {"method": "func", "smoothing": 0.3}, "history": [{"loss": 1.0}]}))
-    assert label_smoothing_func.main(tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "2")) == 2
+    argv = tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "2")
+    assert label_smoothing_func.main(argv) == 2
     err = capsys.readouterr().err
     assert "holds an interrupted run with different settings" in err and "smoothing" in err
