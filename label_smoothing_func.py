@@ -4,8 +4,9 @@
 """
 import sys
 
+from pyimagesearch.cli import main as train_main
 from pyimagesearch.smoothing import smooth_labels
-from pyimagesearch.training import Method, main as train_main
+from pyimagesearch.training import Method
 
 __all__ = ["smooth_labels", "prepare", "main"]
 

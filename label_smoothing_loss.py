@@ -4,7 +4,8 @@
 """
 import sys
 
-from pyimagesearch.training import Method, main as train_main
+from pyimagesearch.cli import main as train_main
+from pyimagesearch.training import Method
 
 __all__ = ["prepare", "main"]
 

@@ -14,17 +14,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import label_smoothing_loss  # noqa: E402
-from pyimagesearch import training  # noqa: E402
+from pyimagesearch import cli, recipes  # noqa: E402
 
 EPOCHS = 5
 PROBES = {
     # The previous default with the whitened stem (commit 87b381e's fast_whitened).
     "previous": dict(lr=0.2, momentum=0.9, schedule="warmup_cosine", warmup_fraction=2 / 14,
                      weight_decay=5e-3, bn_momentum=0.9, bn_scale=True, lookahead=False,
-                     tta="flip", bias_lr_scale=1.0),
-    "no_bias_scale": dict(bias_lr_scale=1.0),
-    "no_bias_scale_lr0.4": dict(bias_lr_scale=1.0, lr=0.4),
-    "no_bias_scale_wd5e-3": dict(bias_lr_scale=1.0, weight_decay=5e-3),
+                     tta="flip", bn_shift_lr_scale=1.0),
+    "no_shift_scale": dict(bn_shift_lr_scale=1.0),
+    "no_shift_scale_lr0.4": dict(bn_shift_lr_scale=1.0, lr=0.4),
+    "no_shift_scale_wd5e-3": dict(bn_shift_lr_scale=1.0, weight_decay=5e-3),
     "default": {},
 }
 
@@ -32,17 +32,16 @@ PROBES = {
 def tta_accuracies(json_path, data):
     """Test accuracy of a run's saved model under each test-time augmentation."""
     import keras
-    import numpy as np
 
-    from pyimagesearch.pipeline import TTA_MODES, predict_logits
+    from pyimagesearch.augment import TTA_MODES
+    from pyimagesearch.evaluation import predict_logits
 
     with open(json_path, encoding="utf-8") as handle:
         result = json.load(handle)
     model = keras.saving.load_model(os.path.splitext(json_path)[0] + ".keras")
     count = result["data"]["test_images"]
     images, labels = data.test_images[:count], data.test_labels[:count]
-    mean, std = (np.array(result["normalization"][key], np.float32) for key in ("mean", "std"))
-    return {mode: float((predict_logits(model, images, mean, std, mode).argmax(axis=1)
+    return {mode: float((predict_logits(model, images, mode).argmax(axis=1)
                          == labels).mean()) for mode in TTA_MODES}
 
 
@@ -58,11 +57,11 @@ def main(argv=None):
     lines = ["| probe | changed from `fast` | val accuracy by epoch | test: none | flip | "
              "flip_translate |", "| --- | --- | --- | --- | --- | --- |"]
     for name, changes in PROBES.items():
-        training.RECIPES[f"probe_{name}"] = dict(training.RECIPES["fast"], **changes)
+        recipes.RECIPES[f"probe_{name}"] = dict(recipes.RECIPES["fast"], **changes)
         plot = os.path.join(out, f"{name}.png")
-        status = training.main(label_smoothing_loss.METHOD,
-                               ["--dataset", dataset, "--recipe", f"probe_{name}", "--epochs",
-                                str(EPOCHS), "--smoothing", "0.1", "--plot", plot, *extra])
+        status = cli.main(label_smoothing_loss.METHOD,
+                          ["--dataset", dataset, "--recipe", f"probe_{name}", "--epochs",
+                           str(EPOCHS), "--smoothing", "0.1", "--plot", plot, *extra])
         if status:
             return status
         json_path = os.path.splitext(plot)[0] + ".json"

@@ -1,45 +1,59 @@
-"""Keras callbacks of the training core: hard-label validation, divergence stop, and a history
-that survives interruption. Their order in `model.fit` matters (see `training_callbacks`)."""
+"""Keras callbacks of the training core: divergence stop, hard-label validation, a history that
+survives interruption, lookahead and a time estimate. Their order in `model.fit` matters (see
+`training_callbacks`).
+
+None of them reads a tensor back to the host every batch: on a GPU that would stall the device
+after each step. The divergence check and validation run once per epoch; lookahead counts steps
+in Python and updates its weights on the device.
+"""
 import json
+import math
 import os
+import sys
 import time
 
 import keras
 import numpy as np
+from keras import ops
 
-from pyimagesearch import calibration, pipeline
+from pyimagesearch import calibration, hardware
 from pyimagesearch.outputs import write_json
 
 HISTORY_FILE = "history.json"
 
 
 class DivergenceGuard(keras.callbacks.Callback):
-    """Stop at the first non-finite training loss (Keras' TerminateOnNaN, remembering where)."""
+    """Stop after an epoch whose mean training loss is NaN or infinite: a single non-finite batch
+    loss makes the epoch's mean non-finite, so nothing is missed, and the check costs one read a
+    epoch instead of one a batch. Must come before the callbacks that use the weights."""
 
     def __init__(self):
         super().__init__()
-        self.diverged_at = None  # batch index within the epoch it stopped in
+        self.diverged_in_epoch = None  # 0-based
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
-        if self.diverged_at is None and loss is not None and not np.isfinite(float(loss)):
-            self.diverged_at = batch
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_in_epoch = epoch
             self.model.stop_training = True
 
 
 class HardLabelValidation(keras.callbacks.Callback):
     """Adds val_loss (cross-entropy) and val_accuracy on hard labels to each epoch's logs, for both
-    methods. Keras' own validation would apply the training loss, whose smoothing differs."""
+    methods. Keras' own validation would apply the training loss, whose smoothing differs.
+    `inference_model` shares the trained weights (model.build_models)."""
 
-    def __init__(self, images, labels, mean, std, guard):
+    def __init__(self, inference_model, images, labels, guard, batch_size=1000):
         super().__init__()
-        self.images, self.labels, self.mean, self.std, self.guard = images, labels, mean, std, guard
+        self.inference_model, self.images, self.labels = inference_model, images, labels
+        self.guard, self.batch_size = guard, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or len(self.labels) == 0 or self.guard.diverged_at is not None:
+        if logs is None or len(self.labels) == 0 or self.guard.diverged_in_epoch is not None:
             return
-        logits = pipeline.predict_logits(self.model, self.images, self.mean, self.std,
-                                         tta="none")
+        self.model  # on JAX, reading .model writes the training state back into the variables
+        logits = self.inference_model.predict(self.images, batch_size=self.batch_size,
+                                              verbose=0).astype(np.float64)
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.labels).mean())
 
@@ -51,35 +65,62 @@ def lookahead_decays(total_steps, every=5, final=0.95 ** 5):
     return steps, final * (steps / total_steps) ** 3
 
 
+def _lookahead_update(slow, fast, decay):
+    """(new slow, new fast) weights: both slow + (1 - decay) * (fast - slow), for each pair of
+    tensors. Returned twice so that the two are separate buffers: JAX's training step donates
+    (frees) the buffers of the model's variables, which must not free the slow copy."""
+    moved = [s + ops.cast(1 - decay, s.dtype) * (f - s) for s, f in zip(slow, fast)]
+    return moved, [ops.copy(weight) for weight in moved]
+
+
 class Lookahead(keras.callbacks.Callback):
     """Lookahead with an averaged slow copy (Zhang et al. 2019, as airbench uses it): every
     `every` steps the slow weights move toward the fast ones by (1 - decay) and the fast weights
     are reset to them; at the end the model keeps the slow weights. The decay rises over training
     (`lookahead_decays`), so early steps are plain SGD and late ones are averaged over more
     steps, which smooths out the noise of the last high-learning-rate steps. Batch-norm
-    statistics are averaged too. The slow copy is not backed up: a resumed run restarts it from
-    the restored weights."""
+    statistics are averaged too (every floating-point weight).
 
-    def __init__(self, total_steps, every=5):
+    Steps are counted here, from the epoch and batch numbers, so no step counter is read from the
+    device; the update is one compiled function over all weights, on the device. With
+    `steps_per_execution` k > 1 Keras calls back every k steps, and a sync happens at the first
+    callback at or after each multiple of `every`. The slow copy is not backed up: a resumed run
+    restarts it from the restored weights."""
+
+    def __init__(self, total_steps, steps_per_epoch, every=5):
         super().__init__()
         steps, decays = lookahead_decays(total_steps, every)
-        self.decay_at = dict(zip(steps.tolist(), decays.tolist()))
-        self.slow = None
+        self.decays = dict(zip(steps.tolist(), decays.tolist()))
+        self.steps_per_epoch, self.every = steps_per_epoch, every
+        self.slow, self.synced_until = None, 0
+        self.update = hardware.compile_function(_lookahead_update)
+
+    def _weights(self):
+        return [weight for weight in self.model.weights if "float" in str(weight.dtype)]
 
     def on_train_begin(self, logs=None):  # after BackupAndRestore has restored the weights
-        self.slow = [variable.numpy() for variable in self.model.weights]
+        self.slow = [ops.copy(weight.value) for weight in self._weights()]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start_step = epoch * self.steps_per_epoch
+        self.synced_until = max(self.synced_until, self.epoch_start_step)
 
     def on_train_batch_end(self, batch, logs=None):
-        decay = self.decay_at.get(int(self.model.optimizer.iterations.numpy()))
-        if decay is None:
+        step = self.epoch_start_step + batch + 1  # optimizer steps taken so far
+        due = step - step % self.every
+        if due <= self.synced_until or due not in self.decays:
             return
-        for variable, slow in zip(self.model.weights, self.slow):
-            slow += (1 - decay) * (variable.numpy() - slow)
-            variable.assign(slow)
+        self.synced_until = due
+        weights = self._weights()  # on JAX, this writes the training state into the variables
+        # the decay as a tensor, so that tf.function traces the update once, not once a value
+        decay = ops.convert_to_tensor(self.decays[due], dtype="float32")
+        self.slow, fast = self.update(self.slow, [weight.value for weight in weights], decay)
+        for weight, value in zip(weights, fast):
+            weight.assign(value)
 
     def on_train_end(self, logs=None):
-        for variable, slow in zip(self.model.weights, self.slow):
-            variable.assign(slow)
+        for weight, slow in zip(self._weights(), self.slow):
+            weight.assign(ops.copy(slow))
 
 
 class ResumableHistory(keras.callbacks.Callback):
@@ -108,6 +149,36 @@ class ResumableHistory(keras.callbacks.Callback):
         write_json(self.path, {"config": self.run_config, "history": self.history})
 
 
+def remaining_seconds(epoch_seconds, epochs_left):
+    """Seconds left, from the epochs timed so far. The first epoch of a run includes compilation
+    and warm-up, so once there is a second one it is left out."""
+    if not epoch_seconds:
+        return None
+    steady = epoch_seconds[1:] or epoch_seconds
+    return epochs_left * float(np.median(steady))
+
+
+class TimeEstimate(keras.callbacks.Callback):
+    """After each epoch, one line: the epoch's time and the estimated time to the last epoch
+    (Keras' progress bar estimates only the epoch in progress)."""
+
+    def __init__(self, epochs, stream=None):
+        super().__init__()
+        self.epochs, self.stream = epochs, stream
+        self.epoch_seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_seconds.append(time.perf_counter() - self.started)
+        left = remaining_seconds(self.epoch_seconds, self.epochs - epoch - 1)
+        finish = time.strftime("%H:%M", time.localtime(time.time() + left))
+        print(f"epoch {epoch + 1}/{self.epochs} took {self.epoch_seconds[-1]:.0f} s; "
+              f"training ends in about {left / 60:.1f} min (around {finish})",
+              file=self.stream or sys.stdout, flush=True)
+
+
 def saved_run_config(backup_folder):
     """The settings of an interrupted run in `backup_folder`, or None if there is none."""
     path = os.path.join(backup_folder, HISTORY_FILE)
@@ -117,16 +188,17 @@ def saved_run_config(backup_folder):
         return json.load(handle).get("config")
 
 
-def training_callbacks(val_images, val_labels, mean, std, backup_folder, run_config,
-                       lookahead_steps=None):
-    """(callbacks for model.fit, the divergence guard, the history). Validation comes first so
-    its val_* metrics are in the logs that the history records and Keras' progress bar prints;
-    lookahead (over `lookahead_steps` total steps, if given) after the backup restores weights."""
+def training_callbacks(inference_model, val_images, val_labels, backup_folder, run_config,
+                       epochs, steps_per_epoch, lookahead=False):
+    """(callbacks for model.fit, the divergence guard, the history). The guard comes first, so that
+    nothing runs on diverged weights; validation next, so its val_* metrics are in the logs that
+    the history records and Keras' progress bar prints; lookahead after the backup has restored
+    the weights."""
     guard = DivergenceGuard()
     history = ResumableHistory(backup_folder, run_config)
     backup = keras.callbacks.BackupAndRestore(backup_folder, delete_checkpoint=True)
-    validation = HardLabelValidation(val_images, val_labels, mean, std, guard)
-    fit_callbacks = [validation, guard, history, backup]
-    if lookahead_steps:
-        fit_callbacks.append(Lookahead(lookahead_steps))
+    validation = HardLabelValidation(inference_model, val_images, val_labels, guard)
+    fit_callbacks = [guard, validation, history, backup, TimeEstimate(epochs)]
+    if lookahead:
+        fit_callbacks.append(Lookahead(steps_per_epoch * epochs, steps_per_epoch))
     return fit_callbacks, guard, history

@@ -14,6 +14,8 @@ import zlib
 
 import numpy as np
 
+from pyimagesearch.errors import UsageError
+
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -21,6 +23,7 @@ IMAGE_SHAPE = (32, 32, 3)
 FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{index}" for index in range(1, 6))
 TEST_BATCH = "test_batch"
+DEFAULT_VAL_SIZE = 5000  # training images held out for validation and temperature scaling
 
 # The only globals a CIFAR-10 batch pickle needs: numpy's array reconstruction (module renamed
 # in numpy 2), the dtype, and `_codecs.encode`, with which Python 3 writes bytes at pickle
@@ -175,3 +178,23 @@ def _load_from_keras():
     return Cifar10(train_images, train_labels.reshape(-1).astype(np.int64),
                    test_images, test_labels.reshape(-1).astype(np.int64),
                    source="keras.datasets.cifar10")
+
+
+def split_data(data, train_size=None, test_size=None, val_size=None):
+    """(train, val, test) as (images, labels) pairs: the first `train_size` training images, of
+    which the last `val_size` (default min(5000, a tenth)) are held out for validation; the first
+    `test_size` test images. Sizes the data cannot supply are a `UsageError`."""
+    for flag, size, available in (("--train-size", train_size, len(data.train_images)),
+                                  ("--test-size", test_size, len(data.test_images))):
+        if size is not None and size > available:
+            raise UsageError(f"{flag} {size}: the dataset has only {available} images")
+    train_images, train_labels = data.train_images[:train_size], data.train_labels[:train_size]
+    if val_size is None:
+        val_size = min(DEFAULT_VAL_SIZE, len(train_images) // 10)
+    if val_size >= len(train_images):
+        raise UsageError(f"--val-size ({val_size}) must be smaller than the {len(train_images)} "
+                         "training images")
+    cut = len(train_images) - val_size
+    return ((train_images[:cut], train_labels[:cut]),
+            (train_images[cut:], train_labels[cut:]),
+            (data.test_images[:test_size], data.test_labels[:test_size]))

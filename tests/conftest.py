@@ -33,6 +33,14 @@ def tiny_argv(dataset, plot, *extra):
             "160", "--val-size", "40", "--test-size", "30", "--precision", "float32", *extra]
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """A run with --precision auto sets a global mixed policy; tests start from float32."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory):
     return write_cifar_folder(str(tmp_path_factory.mktemp("cifar")))

@@ -8,6 +8,8 @@ import label_smoothing_func
 import label_smoothing_loss
 from pyimagesearch import resnet
 
+pytestmark = pytest.mark.backend
+
 
 def train_a_few_steps(prepare, smoothing, initial_weights, images, one_hot):
     model = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3))
@@ -17,7 +19,7 @@ def train_a_few_steps(prepare, smoothing, initial_weights, images, one_hot):
     for step in range(4):
         batch = slice(step * 8, (step + 1) * 8)
         model.train_on_batch(images[batch], targets[batch])
-    return model.get_weights()
+    return [np.asarray(weight) for weight in model.get_weights()]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-from pyimagesearch.training import precision_for_cpu
+from pyimagesearch.hardware import precision_for_cpu
 
 ZEN5 = "flags\t\t: fpu vme avx2 avx512f avx512_bf16 avx512_vnni\nmodel name\t: AMD EPYC\n"
 SAPPHIRE_RAPIDS = "flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n"

@@ -26,9 +26,15 @@ def test_fast_resnet_shape_and_hand_counted_parameters():
     assert model.predict(np.zeros((2, 8, 8, 3), np.float32), verbose=0).shape == (2, 10)
 
 
-def test_default_fast_resnet_size():
-    # widths 64/256/256 on 32x32: the recipe's model (hand count in the README's model table)
-    assert resnet.build_fast_resnet().count_params() == 1_975_096
+def test_the_recipe_s_fast_resnet_size():
+    # widths 64/256/256, batch norms with a shift and no scale (beta + moving mean and variance
+    # = 3 numbers a channel): stem 2x2x3x24 + 24 = 312;
+    # block 64: 3x3 24->64 13,824 + BN 192 + 3x3 64->64 36,864 + BN 192;
+    # block 256: 3x3 64->256 147,456 + BN 768 + 3x3 256->256 589,824 + BN 768;
+    # block 256: 589,824 + 768 + 589,824 + 768; Dense 256 x 10, no bias: 2,560
+    expected = (312 + 13_824 + 192 + 36_864 + 192 + 147_456 + 768 + 589_824 + 768
+                + 589_824 + 768 + 589_824 + 768 + 2_560)
+    assert resnet.build_fast_resnet(bn_scale=False).count_params() == expected == 1_973_944
 
 
 def test_fast_resnet_with_a_fixed_stem_kernel():

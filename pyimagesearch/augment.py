@@ -1,0 +1,104 @@
+"""Data augmentation as Keras layers and ops, the same on every backend.
+
+Training: `RandomShiftAndFlip` moves each image by up to `max_shift` pixels (reflect padding)
+and mirrors half of them. It is a layer of the training model, active only when training, so it
+runs inside the compiled training step, on the accelerator where there is one; the 2019 tutorial
+did this image by image in Python (ImageDataGenerator), on the host.
+
+Test: `TestTimeAugmented` wraps a trained model so that `predict` averages its logits over the
+views of each image listed in `TTA_VIEWS`, all views of a batch in one call.
+"""
+import keras
+from keras import layers, ops
+
+
+def shift_and_flip(images, seed, max_shift):
+    """Each image (B, H, W, C) moved by a random offset in [-max_shift, max_shift] per axis, its
+    border reflected (d c b | a b c d, as numpy's "reflect"), and mirrored left-right with
+    probability 1/2. One gather of the padded batch does shift and flip together. `seed`: a
+    `keras.random.SeedGenerator` or an integer."""
+    shape = ops.shape(images)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    padded = ops.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]],
+                     mode="reflect")
+    padded_height, padded_width = height + 2 * max_shift, width + 2 * max_shift
+    offsets = keras.random.randint((batch, 2), 0, 2 * max_shift + 1, seed=seed)  # (B, 2)
+    flipped = keras.random.uniform((batch, 1), seed=seed) < 0.5                   # (B, 1)
+    columns = ops.arange(width)[None, :]
+    columns = ops.where(flipped, width - 1 - columns, columns)                  # (B, W)
+    rows = offsets[:, :1] + ops.arange(height)[None, :]                         # (B, H) in padded
+    columns = offsets[:, 1:] + columns                                          # (B, W) in padded
+    flat_index = (ops.arange(batch)[:, None, None] * (padded_height * padded_width)
+                  + rows[:, :, None] * padded_width + columns[:, None, :])      # (B, H, W)
+    return ops.take(ops.reshape(padded, (-1, channels)), flat_index, axis=0)
+
+
+@keras.saving.register_keras_serializable(package="pyimagesearch")
+class RandomShiftAndFlip(layers.Layer):
+    """`shift_and_flip` while training; the identity otherwise. Keep its dtype float32 under a
+    mixed policy: it only moves pixels."""
+
+    def __init__(self, max_shift, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_shift, self.seed = max_shift, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        return shift_and_flip(images, self.seed_generator, self.max_shift)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_shift": self.max_shift, "seed": self.seed}
+
+
+def mirrored(images):
+    return ops.flip(images, axis=2)
+
+
+def shifted(images, offset):
+    """The batch moved diagonally by `offset` pixels (+1 or -1), reflect-padded at the border:
+    output[y, x] = input[y + offset, x + offset]."""
+    height, width = images.shape[1], images.shape[2]
+    padded = ops.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
+    start = 1 + offset
+    return padded[:, start:start + height, start:start + width, :]
+
+
+# Test-time augmentation: the views of each image and the weight of each view's logits.
+# "flip_translate" is airbench's: half the flip mean of the image, half that of the image moved
+# one pixel up-left and one down-right.
+TTA_VIEWS = {
+    "none": ((lambda images: images, 1.0),),
+    "flip": ((lambda images: images, 0.5), (mirrored, 0.5)),
+    "flip_translate": ((lambda images: images, 0.25), (mirrored, 0.25),
+                       (lambda images: shifted(images, -1), 0.125),
+                       (lambda images: mirrored(shifted(images, -1)), 0.125),
+                       (lambda images: shifted(images, 1), 0.125),
+                       (lambda images: mirrored(shifted(images, 1)), 0.125)),
+}
+TTA_MODES = tuple(TTA_VIEWS)
+
+
+class TestTimeAugmented(keras.Model):
+    """`model`'s logits averaged over the views of `tta` (TTA_VIEWS). The views of a batch go
+    through the model together, image by image (all views of image 0, then of image 1, ...), so
+    its logits reshape to (B, views, classes)."""
+
+    def __init__(self, model, tta, **kwargs):
+        super().__init__(**kwargs)
+        if tta not in TTA_VIEWS:
+            raise ValueError(f"unknown tta '{tta}', expected one of {TTA_MODES}")
+        self.model, self.tta = model, tta
+        self.view_weights = [weight for _, weight in TTA_VIEWS[tta]]
+
+    def call(self, images):
+        images = ops.cast(images, "float32")
+        views = ops.stack([view(images) for view, _ in TTA_VIEWS[self.tta]], axis=1)
+        views = ops.reshape(views, (-1, *images.shape[1:]))   # (B * views, H, W, C)
+        logits = ops.cast(self.model(views, training=False), "float32")
+        logits = ops.reshape(logits, (-1, len(self.view_weights), logits.shape[-1]))
+        return ops.einsum("bvk,v->bk", logits, ops.convert_to_tensor(self.view_weights))

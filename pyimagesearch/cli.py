@@ -1,0 +1,137 @@
+"""The command line both scripts share: arguments and their checks, exit codes, the closing
+summary. `main(method, argv)` is each script's entry point."""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from pyimagesearch.cifar10 import DEFAULT_VAL_SIZE, DatasetError
+from pyimagesearch.errors import TrainingDiverged, UsageError
+from pyimagesearch.hardware import PRECISIONS
+from pyimagesearch.outputs import output_paths
+from pyimagesearch.recipes import DEFAULT_RECIPE, RECIPES
+from pyimagesearch.training import run
+
+PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def build_parser(method):
+    parser = _Parser(
+        prog=f"label_smoothing_{method.name}.py",
+        description=f"Train a ResNet on CIFAR-10 with label smoothing: {method.summary}. "
+                    "Writes the plot, <stem>_report.txt, <stem>.json, <stem>_calibration.png "
+                    "and the trained model <stem>.keras. KERAS_BACKEND=tensorflow|jax|torch "
+                    "picks the backend.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("--smoothing", type=float, default=0.1, help="label-smoothing factor in [0, 1)")
+    add("--plot", default="plot.png", help="training-curve plot; other outputs go beside it")
+    add("--dataset", default=None,
+        help="cifar-10-python.tar.gz or its cifar-10-batches-py/ folder "
+             "(default: keras.datasets.cifar10, which downloads)")
+    add("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+        help="hyperparameter preset; 'tutorial' is the 2019 setup (70 epochs, batch 64)")
+    add("--epochs", type=int, help="epochs (default: the recipe's)")
+    add("--batch-size", type=int, help="batch size (default: the recipe's)")
+    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    add("--seed", type=int, default=42, help="random seed for weights, shuffling, augmentation")
+    add("--train-size", type=int, help="use only the first N training images (smoke runs)")
+    add("--test-size", type=int, help="use only the first N test images (smoke runs)")
+    add("--val-size", type=int,
+        help=f"training images held out for validation and temperature scaling "
+             f"(default: min({DEFAULT_VAL_SIZE}, train images / 10); 0 for none)")
+    add("--precision", choices=PRECISIONS, default="auto",
+        help="auto: bfloat16 on CPUs/GPUs with fast bf16 units, float32 elsewhere")
+    add("--steps-per-execution", type=int, default=1,
+        help="training steps per call into the backend; more saves host round trips on a GPU")
+    add("--debug", action="store_true", help="show tracebacks for errors")
+    return parser
+
+
+def parse_args(method, argv):
+    """Parse and check every argument before any data is loaded; UsageError on a bad one."""
+    args = build_parser(method).parse_args(argv)
+    recipe = RECIPES[args.recipe]
+    for key in ("epochs", "batch_size", "lr"):
+        if getattr(args, key) is None:
+            setattr(args, key, recipe[key])
+    if not 0.0 <= args.smoothing < 1.0:
+        raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
+    for flag in ("epochs", "batch_size", "train_size", "test_size", "steps_per_execution"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if not args.lr > 0 or not np.isfinite(args.lr):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if args.val_size is not None and args.val_size < 0:
+        raise UsageError(f"--val-size must be >= 0, got {args.val_size}")
+    if args.train_size is not None and args.val_size is not None \
+            and args.val_size >= args.train_size:
+        raise UsageError(f"--val-size ({args.val_size}) must be smaller than --train-size "
+                         f"({args.train_size})")
+    if args.dataset is not None and not os.path.exists(args.dataset):
+        raise UsageError(f"--dataset {args.dataset}: no such file or folder")
+    _check_plot_path(args.plot)
+    return args
+
+
+def _check_plot_path(plot):
+    if os.path.splitext(plot)[1].lower() not in PLOT_FORMATS:
+        raise UsageError(f"--plot {plot}: use one of the extensions {', '.join(PLOT_FORMATS)}")
+    folder = os.path.dirname(os.path.abspath(plot))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--plot {plot}: cannot create folder {folder} ({error.strerror})") \
+            from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--plot {plot}: folder {folder} is not writable")
+
+
+def summary_line(result):
+    metrics = result["test_metrics"]
+    line = (f"done: {result['method']} smoothing {result['args']['smoothing']}: test accuracy "
+            f"{metrics['accuracy']:.4f}, NLL {metrics['nll']:.4f}, ECE {metrics['ece']:.4f}, "
+            f"Brier {metrics['brier']:.4f}, mean confidence {metrics['mean_confidence']:.4f}")
+    if result["temperature"] is not None:
+        scaled = result["test_metrics_temperature_scaled"]
+        line += (f" | temperature {result['temperature']:.3f}: NLL {scaled['nll']:.4f}, "
+                 f"ECE {scaled['ece']:.4f}")
+    return line + f" | {result['epochs_completed']} epochs in {result['wall_seconds']:.0f} s"
+
+
+def main(method, argv=None):
+    """Entry point of both scripts: returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = f"label_smoothing_{method.name}.py"
+    debug = "--debug" in argv
+    args = None
+    try:
+        args = parse_args(method, argv)
+        args.argv = argv
+        result = run(method, args)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DatasetError, TrainingDiverged) as error:
+        if debug:
+            raise
+        one_line = " ".join(str(error).split())  # e.g. tarfile lists one reason per line
+        print(f"{prog}: error: {one_line}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        backup = output_paths(args.plot)["backup"] if args is not None else None
+        print(f"\n{prog}: interrupted. "
+              + (f"Progress up to the last completed epoch is saved in {backup}; run the same "
+                 "command again to resume." if backup and os.path.isdir(backup) else
+                 "No epoch had completed, nothing to resume."), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary_line(result), flush=True)
+    return EXIT_OK

@@ -1,0 +1,135 @@
+"""Backend, devices, precision and library versions: the one module that imports a backend
+library (tensorflow, jax or torch) directly. Everything else is written in Keras 3 alone, and
+`KERAS_BACKEND=tensorflow|jax|torch` picks the backend (TensorFlow by default)."""
+import os
+import platform
+
+import keras
+import numpy as np
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def backend():
+    return keras.backend.backend()
+
+
+def devices():
+    """Keras' names of the devices a run can compute on, e.g. ['gpu:0'] or ['cpu:0']."""
+    if backend() == "torch":  # keras.distribution has no torch implementation in Keras 3.15
+        import torch
+
+        return [f"gpu:{index}" for index in range(torch.cuda.device_count())] or ["cpu:0"]
+    return list(keras.distribution.list_devices())
+
+
+def gpu_names_and_capabilities():
+    """[(name, (major, minor) compute capability or None)] of the backend's GPUs; [] on a CPU."""
+    name = backend()
+    if name == "jax":
+        import jax
+
+        return [(device.device_kind, _capability(getattr(device, "compute_capability", None)))
+                for device in jax.devices() if device.platform == "gpu"]
+    if name == "torch":
+        import torch
+
+        return [(torch.cuda.get_device_name(index), torch.cuda.get_device_capability(index))
+                for index in range(torch.cuda.device_count())]
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        gpus = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            details = tf.config.experimental.get_device_details(gpu)
+            gpus.append((details.get("device_name", gpu.name),
+                         details.get("compute_capability")))
+        return gpus
+    return []
+
+
+def _capability(text):
+    """'9.0' -> (9, 0); None stays None."""
+    if text is None:
+        return None
+    major, _, minor = str(text).partition(".")
+    return int(major), int(minor or 0)
+
+
+def device_summary():
+    """What the devices are, in words: '1 GPU: NVIDIA H200' or 'CPU: 2 cores, AMD EPYC'."""
+    gpus = gpu_names_and_capabilities()
+    if gpus:
+        return f"{len(gpus)} GPU: {', '.join(sorted({gpu_name for gpu_name, _ in gpus}))}"
+    return f"CPU: {os.cpu_count()} cores, {cpu_model()}"
+
+
+def detect_precision():
+    """'bfloat16' where the hardware runs it fast, else 'float32'. On a GPU: compute capability
+    8.0 or newer (Ampere, Hopper). On a CPU: AVX512-BF16 or AMX, which oneDNN (TensorFlow) and
+    XLA (JAX) use."""
+    gpus = gpu_names_and_capabilities()
+    if gpus:
+        capability = gpus[0][1]
+        return "bfloat16" if capability and tuple(capability) >= (8, 0) else "float32"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return precision_for_cpu(handle.read())
+    except OSError:
+        return "float32"
+
+
+def precision_for_cpu(cpuinfo):
+    """'bfloat16' if /proc/cpuinfo text lists AVX512-BF16 or AMX-BF16, else 'float32'."""
+    return "bfloat16" if set(cpuinfo.split()) & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions():
+    import matplotlib
+    import sklearn
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__,
+                "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+                "matplotlib": matplotlib.__version__}
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow
+
+        versions["tensorflow"] = tensorflow.__version__
+    elif name == "jax":
+        import jax
+        import jaxlib
+
+        versions["jax"], versions["jaxlib"] = jax.__version__, jaxlib.__version__
+    elif name == "torch":
+        import torch
+
+        versions["torch"] = torch.__version__
+    return versions
+
+
+def compile_function(function):
+    """`function` compiled for the backend (jax.jit, tf.function), so that a loop of small
+    tensor ops over many variables runs as one program on the device; as is under torch."""
+    name = backend()
+    if name == "jax":
+        import jax
+
+        return jax.jit(function)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, reduce_retracing=True)
+    return function

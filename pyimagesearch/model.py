@@ -1,0 +1,78 @@
+"""The recipe's model, assembled: raw uint8 images in, logits out.
+
+    training model:  uint8 -> RandomShiftAndFlip (training only) -> Normalization -> network
+    inference model: uint8 ->                                       Normalization -> network
+
+The two share their layers, so they share their weights. The inference model holds only built-in
+Keras layers: its `.keras` file loads with `keras.saving.load_model` in any Python that has Keras,
+on any backend, without this package.
+"""
+import keras
+import numpy as np
+from keras import layers
+
+from pyimagesearch import resnet
+from pyimagesearch.augment import RandomShiftAndFlip
+from pyimagesearch.cifar10 import IMAGE_SHAPE, NUM_CLASSES
+from pyimagesearch.optimizer import BatchNormShiftSGD
+from pyimagesearch.schedule import learning_rate_schedule
+
+# Variables that weight decay leaves alone: batch-norm scales and shifts, and biases.
+NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
+
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation (float32, shape (3,)) of uint8 images (N, H, W, 3).
+    Call it on training images only, so nothing about the test set leaks into training."""
+    pixels = np.asarray(images, dtype=np.float64).reshape(-1, images.shape[-1])
+    return pixels.mean(axis=0).astype(np.float32), pixels.std(axis=0).astype(np.float32)
+
+
+def normalize(images, mean, std):
+    """numpy: uint8 (N, H, W, C) -> float32 standardised with the training-set statistics."""
+    return ((np.asarray(images, np.float32) - mean) / std).astype(np.float32)
+
+
+def build_network(recipe, stem_kernel=None):
+    """The recipe's network: standardised float images in, logits out."""
+    if recipe["model"] == "fast_resnet":
+        return resnet.build_fast_resnet(num_classes=NUM_CLASSES, stem_kernel=stem_kernel,
+                                        bn_momentum=recipe["bn_momentum"],
+                                        bn_scale=recipe["bn_scale"])
+    if recipe["model"] == "preact_resnet":
+        return resnet.build_preact_resnet(num_classes=NUM_CLASSES)
+    raise ValueError(f"unknown model '{recipe['model']}'")
+
+
+def build_models(recipe, mean, std, stem_kernel=None, seed=None):
+    """(training model, inference model) around one network; see the module docstring. `mean`
+    and `std` are the training set's channel statistics."""
+    network = build_network(recipe, stem_kernel)
+    # float32 under any policy: augmentation only moves pixels, and standardised inputs keep
+    # their precision until the network's first convolution.
+    augment = RandomShiftAndFlip(recipe["max_shift"], seed=seed, dtype="float32",
+                                 name="random_shift_and_flip")
+    standardize = layers.Normalization(mean=mean, variance=np.square(std), dtype="float32",
+                                       name="standardize")
+    images = keras.Input(IMAGE_SHAPE, dtype="uint8", name="images")
+    as_float = layers.Identity(dtype="float32", name="to_float")(images)  # uint8 -> float32
+    training = keras.Model(images, network(standardize(augment(as_float))),
+                           name=f"{network.name}_training")
+    inference = keras.Model(images, network(standardize(as_float)), name=network.name)
+    return training, inference
+
+
+def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1):
+    """Compile `model` with the recipe's SGD on its learning-rate schedule. `steps_per_execution`
+    > 1 runs that many steps per call into the backend (fewer host round trips on a GPU)."""
+    total_steps = steps_per_epoch * recipe["epochs"]
+    schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"], total_steps,
+                                      warmup_steps=round(total_steps * recipe["warmup_fraction"]))
+    optimizer = BatchNormShiftSGD(learning_rate=schedule, momentum=recipe["momentum"],
+                                  nesterov=recipe["nesterov"],
+                                  weight_decay=recipe["weight_decay"],
+                                  shift_lr_scale=recipe["bn_shift_lr_scale"])
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
+    return model

@@ -1,0 +1,99 @@
+"""Augmentation and test-time views (keras.ops) against numpy references."""
+import keras
+import numpy as np
+import pytest
+
+from pyimagesearch import augment, model
+from pyimagesearch.evaluation import predict_logits
+
+pytestmark = pytest.mark.backend
+
+
+def test_channel_stats_and_normalize():
+    images = np.zeros((2, 2, 2, 3), np.uint8)
+    images[0, ..., 0] = 10
+    images[1, ..., 0] = 30  # channel 0: mean 20, std 10; channels 1, 2: all zero
+    images[..., 1] = 4
+    mean, std = model.channel_stats(images)
+    np.testing.assert_allclose(mean, [20, 4, 0])
+    np.testing.assert_allclose(std, [10, 0, 0])
+    normalized = model.normalize(images, mean, np.array([10, 1, 1], np.float32))
+    np.testing.assert_allclose(normalized[0, 0, 0], [-1, 0, 0])
+    np.testing.assert_allclose(normalized[1, 1, 1], [1, 0, 0])
+
+
+def candidate_views(image, max_shift):
+    """Every crop of the reflect-padded image, and its mirror: what augmentation may return."""
+    padded = np.pad(image, [(max_shift, max_shift), (max_shift, max_shift), (0, 0)], "reflect")
+    size = image.shape[0]
+    for dy in range(2 * max_shift + 1):
+        for dx in range(2 * max_shift + 1):
+            crop = padded[dy:dy + size, dx:dx + size]
+            yield (dy, dx, False), crop
+            yield (dy, dx, True), crop[:, ::-1]
+
+
+def test_shift_and_flip_returns_shifted_or_mirrored_crops_of_each_image():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(320, 8, 8, 3)).astype(np.float32)
+    augmented = keras.ops.convert_to_numpy(augment.shift_and_flip(images, 7, 2))
+    seen = []
+    for image, result in zip(images, augmented):
+        matches = [view for view, crop in candidate_views(image, 2) if np.array_equal(crop, result)]
+        assert matches, "output is not a shifted/flipped crop of its own input image"
+        seen.append(matches[0])
+    flips = [view[2] for view in seen]
+    offsets = {view[:2] for view in seen}
+    # both flips about equally often (binomial sd 9), and every one of the 25 offsets
+    assert 120 < sum(flips) < 200 and len(offsets) == 25
+    again = keras.ops.convert_to_numpy(augment.shift_and_flip(images, 7, 2))
+    other = keras.ops.convert_to_numpy(augment.shift_and_flip(images, 8, 2))
+    np.testing.assert_array_equal(augmented, again)  # the same seed gives the same batch
+    assert not np.array_equal(augmented, other)
+
+
+def test_the_layer_augments_only_when_training_and_differently_each_batch():
+    images = np.random.default_rng(1).normal(size=(16, 8, 8, 3)).astype(np.float32)
+    layer = augment.RandomShiftAndFlip(2, seed=3)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images)), images)
+    first = keras.ops.convert_to_numpy(layer(images, training=True))
+    second = keras.ops.convert_to_numpy(layer(images, training=True))
+    assert not np.array_equal(first, images) and not np.array_equal(first, second)
+
+
+def test_test_time_views_against_numpy():
+    # A linear model over the standardised pixels, so every view's logits are view.flatten() @ W.
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(5, 6, 6, 3)).astype(np.uint8)
+    weights = rng.normal(size=(6 * 6 * 3, 4)).astype(np.float32)
+    mean, std = np.array([100, 120, 140], np.float32), np.array([50, 60, 70], np.float32)
+    inputs = keras.Input((6, 6, 3), dtype="uint8")
+    standardized = keras.layers.Normalization(mean=mean, variance=std ** 2)(
+        keras.layers.Identity(dtype="float32")(inputs))
+    dense = keras.layers.Dense(4, use_bias=False)
+    linear = keras.Model(inputs, dense(keras.layers.Flatten()(standardized)))
+    dense.set_weights([weights])
+
+    def logits_of(views):
+        return views.reshape(len(views), -1) @ weights.astype(np.float64)
+
+    normalized = (images.astype(np.float64) - mean) / std
+    padded = np.pad(normalized, [(0, 0), (1, 1), (1, 1), (0, 0)], "reflect")
+    up_left, down_right = padded[:, :6, :6], padded[:, 2:, 2:]  # moved by -1 and +1 pixel
+
+    def flip_mean(views):
+        return (logits_of(views) + logits_of(views[:, :, ::-1])) / 2
+
+    expected = {
+        "none": logits_of(normalized),
+        "flip": flip_mean(normalized),
+        "flip_translate": flip_mean(normalized) / 2
+        + (flip_mean(up_left) + flip_mean(down_right)) / 4,
+    }
+    for mode, want in expected.items():
+        for batch_size in (250, 2):  # one batch; batches of 2, 2 and 1 images
+            got = predict_logits(linear, images, mode, batch_size)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3, err_msg=mode)
+    assert not np.allclose(expected["flip"], expected["flip_translate"], atol=1e-2)
+    with pytest.raises(ValueError, match="unknown tta"):
+        predict_logits(linear, images, "crops")
