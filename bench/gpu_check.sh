@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU check: one command on a machine with a GPU, JAX and PyTorch, but no TensorFlow (see
+# ../shared/gpu/README.md). Prepare once, on your own machine, from the project's root:
+#
+#     bash ../shared/gpu/prepare.sh        # Keras wheels into .whl/, the JPEG CIFAR-10 into .data/
+#
+# then, on the GPU machine, bringing .whl and .data along:
+#
+#     OUT=/some/folder bash bench/gpu_check.sh
+#
+# It installs the wheels, builds the data, and runs: both default commands under JAX (the first
+# also filling JAX's persistent compilation cache), the loss command again under JAX with the
+# cache warm and 5 steps per execution, the loss command under PyTorch, and the throughput
+# benchmark under JAX. It writes each run's JSON, the benchmark's output and summary.md to $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:?set OUT to the folder for the results}
+mkdir -p "$OUT"
+runs=/tmp/gpu_check_runs
+rm -rf "$runs" && mkdir -p "$runs"
+
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+python3 .data/build_cifar10.py /tmp/cifar10 --archive
+dataset=/tmp/cifar10/cifar-10-python.tar.gz
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__)"
+} > "$OUT/machine.txt" 2>&1
+
+train() {  # name backend script [flags]
+  local name=$1 backend=$2 script=$3
+  shift 3
+  echo "== $name: KERAS_BACKEND=$backend python3 $script --dataset $dataset --smoothing 0.1 $*"
+  KERAS_BACKEND=$backend python3 "$script" --dataset "$dataset" --smoothing 0.1 \
+    --plot "$runs/$name.png" "$@" 2>&1 | grep -v "^ \|^$" | tail -n 25 || true
+  cp "$runs/$name.json" "$OUT/" 2>/dev/null || echo "$name: no JSON written"
+}
+
+{
+  train jax_loss jax label_smoothing_loss.py
+  train jax_func jax label_smoothing_func.py
+  train jax_loss_warm_cache_spe5 jax label_smoothing_loss.py --steps-per-execution 5
+  train torch_loss torch label_smoothing_loss.py
+} > "$OUT/runs.log" 2>&1
+
+KERAS_BACKEND=jax timeout 300 python3 bench/throughput.py --seconds 10 > "$OUT/throughput_jax.txt" 2>&1 || true
+
+python3 - "$OUT" > "$OUT/summary.md" <<'PY'
+import glob, json, os, statistics, sys
+print("| run | backend | device | precision | test acc. (TTA) | one view | first epoch s "
+      "| steady epoch s | end to end s |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
+    run = json.load(open(path))
+    seconds = run["history"]["seconds"]
+    one_view = run.get("one_view", {}).get("test_metrics", {}).get("accuracy")
+    print(f"| {os.path.basename(path)[:-5]} | {run['backend']} | {run['device']} | "
+          f"{run['precision']} | {run['test_accuracy']:.2%} | "
+          f"{one_view:.2%} | {seconds[0]:.1f} | {statistics.median(seconds[1:]):.2f} | "
+          f"{run['wall_seconds']:.1f} |")
+PY
+cat "$OUT/summary.md" "$OUT/throughput_jax.txt"
