@@ -1,9 +1,17 @@
 """Label smoothing on CIFAR-10 with Keras 3: the shared package behind the two training scripts.
 
-Modules: `smoothing` (the label-smoothing formula), `cifar10` (a safe CIFAR-10 loader),
-`pipeline` (batched tf.data augmentation), `resnet` (the models), `schedule` (learning rates),
-`calibration` (NLL, ECE, Brier, temperature scaling), `outputs` (report, plot, JSON) and
-`training` (the core both scripts call). Nothing heavy is imported here.
+Each import points down this list:
+  cli          arguments and their checks, exit codes, the closing summary
+  training     one run: data -> model -> fit -> evaluate -> outputs
+  recipes      every hyperparameter preset, one commented block
+  hardware     backend, devices, precision, versions, data parallelism (the only module that
+               imports tensorflow, jax or torch)
+  evaluation   test metrics, classification report, temperature scaling
+  model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
+  callbacks    validation, divergence stop, resumable history, lookahead, time estimate
+  augment, resnet, optimizer, schedule, whitening, calibration, cifar10, outputs, smoothing,
+  comparison, errors
+Nothing heavy is imported here.
 """
 from pyimagesearch.smoothing import smooth_labels
 

@@ -12,10 +12,10 @@ import keras
 from keras import layers, ops
 
 
-def shift_and_flip(images, seed, max_shift):
+def shift_and_flip(images, seed, max_shift, flip=True):
     """Each image (B, H, W, C) moved by a random offset in [-max_shift, max_shift] per axis, its
-    border reflected (d c b | a b c d, as numpy's "reflect"), and mirrored left-right with
-    probability 1/2. One gather of the padded batch does shift and flip together. `seed`: a
+    border reflected (d c b | a b c d, as numpy's "reflect"), and, if `flip`, mirrored left-right
+    with probability 1/2. One gather of the padded batch does shift and flip together. `seed`: a
     `keras.random.SeedGenerator` or an integer."""
     shape = ops.shape(images)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
@@ -23,9 +23,10 @@ def shift_and_flip(images, seed, max_shift):
                      mode="reflect")
     padded_height, padded_width = height + 2 * max_shift, width + 2 * max_shift
     offsets = keras.random.randint((batch, 2), 0, 2 * max_shift + 1, seed=seed)  # (B, 2)
-    flipped = keras.random.uniform((batch, 1), seed=seed) < 0.5                   # (B, 1)
-    columns = ops.arange(width)[None, :]
-    columns = ops.where(flipped, width - 1 - columns, columns)                  # (B, W)
+    columns = ops.arange(width)[None, :]                                        # (1, W)
+    if flip:
+        flipped = keras.random.uniform((batch, 1), seed=seed) < 0.5               # (B, 1)
+        columns = ops.where(flipped, width - 1 - columns, columns)              # (B, W)
     rows = offsets[:, :1] + ops.arange(height)[None, :]                         # (B, H) in padded
     columns = offsets[:, 1:] + columns                                          # (B, W) in padded
     flat_index = (ops.arange(batch)[:, None, None] * (padded_height * padded_width)
@@ -38,21 +39,22 @@ class RandomShiftAndFlip(layers.Layer):
     """`shift_and_flip` while training; the identity otherwise. Keep its dtype float32 under a
     mixed policy: it only moves pixels."""
 
-    def __init__(self, max_shift, seed=None, **kwargs):
+    def __init__(self, max_shift, flip=True, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.max_shift, self.seed = max_shift, seed
+        self.max_shift, self.flip, self.seed = max_shift, flip, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=False):
         if not training:
             return images
-        return shift_and_flip(images, self.seed_generator, self.max_shift)
+        return shift_and_flip(images, self.seed_generator, self.max_shift, self.flip)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "max_shift": self.max_shift, "seed": self.seed}
+        return {**super().get_config(), "max_shift": self.max_shift, "flip": self.flip,
+                "seed": self.seed}
 
 
 def mirrored(images):

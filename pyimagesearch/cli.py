@@ -49,6 +49,10 @@ def build_parser(method):
              f"(default: min({DEFAULT_VAL_SIZE}, train images / 10); 0 for none)")
     add("--precision", choices=PRECISIONS, default="auto",
         help="auto: bfloat16 on CPUs/GPUs with fast bf16 units, float32 elsewhere")
+    add("--data-parallel", choices=("auto", "on", "off"), default="auto",
+        help="train on several local devices, splitting each batch between them (JAX: "
+             "keras.distribution.DataParallel; TensorFlow: MirroredStrategy). auto: on when "
+             "there is more than one GPU; on: every device Keras lists, CPUs included")
     add("--steps-per-execution", type=int, default=1,
         help="training steps per call into the backend; more saves host round trips on a GPU")
     add("--debug", action="store_true", help="show tracebacks for errors")

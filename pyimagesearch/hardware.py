@@ -1,6 +1,7 @@
 """Backend, devices, precision and library versions: the one module that imports a backend
 library (tensorflow, jax or torch) directly. Everything else is written in Keras 3 alone, and
 `KERAS_BACKEND=tensorflow|jax|torch` picks the backend (TensorFlow by default)."""
+import contextlib
 import os
 import platform
 
@@ -133,3 +134,29 @@ def compile_function(function):
 
         return tf.function(function, reduce_retracing=True)
     return function
+
+
+def accelerators():
+    """Keras' names of the local GPUs or TPUs ([] on a machine with CPUs only)."""
+    return [name for name in devices() if not name.startswith("cpu")]
+
+
+def data_parallel(device_names):
+    """A context in which to build, compile and fit a model data-parallel over `device_names`
+    (Keras' names, e.g. ['gpu:0', 'gpu:1']): each step splits the global batch between them and
+    averages their gradients. JAX: Keras' `DataParallel` distribution (set globally, as Keras
+    requires). TensorFlow: a `MirroredStrategy` scope. PyTorch: not supported by Keras 3.15's
+    `fit`, so a `ValueError`."""
+    name = backend()
+    if name == "jax":
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=device_names))
+        return contextlib.nullcontext()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy(
+            [f"/{kind.upper()}:{index}" for kind, index in
+             (device.split(":") for device in device_names)]).scope()
+    raise ValueError(f"data parallelism is not available with the {name} backend in Keras "
+                     f"{keras.__version__} (its fit has no distribution support); use jax or "
+                     "tensorflow")

@@ -1,6 +1,7 @@
 """The recipe's model, assembled: raw uint8 images in, logits out.
 
-    training model:  uint8 -> RandomShiftAndFlip (training only) -> Normalization -> network
+    training model:  uint8 -> RandomShiftAndFlip (training only; if the recipe augments)
+                                                                -> Normalization -> network
     inference model: uint8 ->                                       Normalization -> network
 
 The two share their layers, so they share their weights. The inference model holds only built-in
@@ -50,13 +51,15 @@ def build_models(recipe, mean, std, stem_kernel=None, seed=None):
     network = build_network(recipe, stem_kernel)
     # float32 under any policy: augmentation only moves pixels, and standardised inputs keep
     # their precision until the network's first convolution.
-    augment = RandomShiftAndFlip(recipe["max_shift"], seed=seed, dtype="float32",
-                                 name="random_shift_and_flip")
     standardize = layers.Normalization(mean=mean, variance=np.square(std), dtype="float32",
                                        name="standardize")
     images = keras.Input(IMAGE_SHAPE, dtype="uint8", name="images")
     as_float = layers.Identity(dtype="float32", name="to_float")(images)  # uint8 -> float32
-    training = keras.Model(images, network(standardize(augment(as_float))),
+    augmented = as_float
+    if recipe["max_shift"] or recipe["flip"]:
+        augmented = RandomShiftAndFlip(recipe["max_shift"], recipe["flip"], seed=seed,
+                                       dtype="float32", name="random_shift_and_flip")(as_float)
+    training = keras.Model(images, network(standardize(augmented)),
                            name=f"{network.name}_training")
     inference = keras.Model(images, network(standardize(as_float)), name=network.name)
     return training, inference
@@ -76,3 +79,13 @@ def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1):
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     return model
+
+
+def synchronize_batch_norms(model, synchronized=True):
+    """Under TensorFlow's MirroredStrategy each replica normalises its share of the batch by its
+    own statistics unless its batch norms are `synchronized`; synchronised, they use the whole
+    batch's, as on one device. Set it back to False before saving: the flag is TensorFlow-only,
+    and a saved model should load on every backend."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, layers.BatchNormalization):
+            layer.synchronized = synchronized

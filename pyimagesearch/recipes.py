@@ -17,8 +17,9 @@ RECIPES = {
         nesterov=True,
         weight_decay=9e-3,      # decoupled: each step scales weights by (1 - lr_t * 9e-3)
                                 # (probe: 87.6% vs 87.5% with 5e-3, within noise)
-        max_shift=2,            # random translation (px, reflect-padded) + horizontal flips,
-                                # layers of the model (augment.RandomShiftAndFlip)
+        max_shift=2,            # random translation (px, reflect-padded), a layer of the
+                                # training model (augment.RandomShiftAndFlip)
+        flip=True,              # random horizontal flips, in the same layer
         tta="flip_translate",   # test-time augmentation: each image, its mirror, and both
                                 # moved by one pixel (augment.TTA_VIEWS)
         whiten_stem=True,       # frozen patch-whitening stem (pyimagesearch/whitening.py)
@@ -42,6 +43,7 @@ RECIPES = {
         nesterov=False,
         weight_decay=1e-3,      # the book's L2 5e-4 (gradient 1e-3 * w), applied decoupled
         max_shift=3,            # ImageDataGenerator(width/height_shift_range=0.1) on 32 px
+        flip=True,
         tta="none",
         whiten_stem=False,
         bn_momentum=0.9,

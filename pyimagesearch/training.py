@@ -4,6 +4,7 @@ A script supplies only a `Method`: how the training targets and the loss are mad
 labels and the smoothing factor. Everything else, validation and test metrics included, is the
 same for both, and validation and test always use hard (unsmoothed) labels.
 """
+import contextlib
 import dataclasses
 import datetime
 import shlex
@@ -18,7 +19,8 @@ from pyimagesearch import callbacks, hardware, outputs, whitening
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
 from pyimagesearch.evaluation import evaluate
-from pyimagesearch.model import build_models, channel_stats, compile_model, normalize
+from pyimagesearch.model import (build_models, channel_stats, compile_model, normalize,
+                                 synchronize_batch_norms)
 from pyimagesearch.recipes import RECIPES
 
 WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened stem (airbench)
@@ -44,6 +46,15 @@ def run(method, args):
     run_config = {"method": method.name, **{key: value for key, value in vars(args).items()
                                             if key not in ("debug", "precision", "argv")}}
     check_backup_matches(paths["backup"], run_config)
+    try:
+        device_names = choose_devices(args.data_parallel)
+        parallel = len(device_names) > 1
+        scope = hardware.data_parallel(device_names) if parallel else contextlib.nullcontext()
+    except ValueError as error:
+        raise UsageError(f"--data-parallel {args.data_parallel}: {error}") from None
+    if parallel and args.batch_size % len(device_names):
+        raise UsageError(f"--batch-size {args.batch_size} must divide evenly between the "
+                         f"{len(device_names)} devices ({', '.join(device_names)})")
 
     data = load_cifar10(args.dataset)
     train, val, test = split_data(data, args.train_size, args.test_size, args.val_size)
@@ -60,31 +71,37 @@ def run(method, args):
     if recipe["whiten_stem"]:
         stem_kernel = whitening.patch_whitening_kernel(
             normalize(train_images[:WHITENING_IMAGES], mean, std))
-    training_model, inference_model = build_models(recipe, mean, std, stem_kernel, args.seed)
-    steps_per_epoch = -(-len(train_images) // recipe["batch_size"])
-    compile_model(training_model, recipe, loss, steps_per_epoch, args.steps_per_execution)
-    backend, devices = hardware.backend(), hardware.devices()
-    print(f"backend: {backend} | devices: {', '.join(devices)} ({hardware.device_summary()}) "
+    backend = hardware.backend()
+    print(f"backend: {backend} | devices: {', '.join(device_names)} "
+          f"({hardware.device_summary()}{', data-parallel' if parallel else ''}) "
           f"| precision: {precision}", flush=True)
-    print(f"data: {data.source}: {len(train_images):,} train / {len(val_images):,} val / "
-          f"{len(test[1]):,} test images | model: {recipe['model']}, "
-          f"{inference_model.count_params():,} params | method: {method.name} "
-          f"({method.summary}), smoothing {args.smoothing}, recipe {args.recipe}, "
-          f"{recipe['epochs']} epochs", flush=True)
-
-    fit_callbacks, guard, history = callbacks.training_callbacks(
-        inference_model, val_images, val_labels, paths["backup"], run_config,
-        recipe["epochs"], steps_per_epoch, lookahead=recipe["lookahead"])
-    training_model.fit(train_images, targets, batch_size=recipe["batch_size"],
-                       epochs=recipe["epochs"], shuffle=True, callbacks=fit_callbacks,
-                       verbose=1 if sys.stdout.isatty() else 2)
+    steps_per_epoch = -(-len(train_images) // recipe["batch_size"])
+    with scope:  # the models are built, compiled and trained on `device_names`
+        training_model, inference_model = build_models(recipe, mean, std, stem_kernel,
+                                                       args.seed)
+        compile_model(training_model, recipe, loss, steps_per_epoch, args.steps_per_execution)
+        if parallel and backend == "tensorflow":
+            synchronize_batch_norms(training_model)  # whole-batch statistics, as on one device
+        print(f"data: {data.source}: {len(train_images):,} train / {len(val_images):,} val / "
+              f"{len(test[1]):,} test images | model: {recipe['model']}, "
+              f"{inference_model.count_params():,} params | method: {method.name} "
+              f"({method.summary}), smoothing {args.smoothing}, recipe {args.recipe}, "
+              f"{recipe['epochs']} epochs", flush=True)
+        fit_callbacks, guard, history = callbacks.training_callbacks(
+            inference_model, val_images, val_labels, paths["backup"], run_config,
+            recipe["epochs"], steps_per_epoch, lookahead=recipe["lookahead"])
+        training_model.fit(train_images, targets, batch_size=recipe["batch_size"],
+                           epochs=recipe["epochs"], shuffle=True, callbacks=fit_callbacks,
+                           verbose=1 if sys.stdout.isatty() else 2)
+    synchronize_batch_norms(training_model, False)  # a TensorFlow-only flag; see its docstring
 
     diverged = guard.diverged_in_epoch is not None
     result = {
         "method": method.name, "method_summary": method.summary,
         "command": shlex.join(["python", f"label_smoothing_{method.name}.py", *args.argv]),
         "args": {key: value for key, value in vars(args).items() if key != "argv"},
-        "recipe": recipe, "precision": precision, "backend": backend, "devices": devices,
+        "recipe": recipe, "precision": precision, "backend": backend, "devices": device_names,
+        "data_parallel": parallel,
         "device": hardware.device_summary(),
         "data": {"source": data.source, "train_images": len(train_images),
                  "val_images": len(val_images), "test_images": len(test[1])},
@@ -119,6 +136,19 @@ def run(method, args):
     result["wall_seconds"] = time.perf_counter() - started
     outputs.write_json(paths["json"], result)
     return result
+
+
+def choose_devices(data_parallel):
+    """The devices to train on, by `--data-parallel`: 'off' the first one Keras lists (a GPU
+    where there is one), 'on' all of them, 'auto' all GPUs/TPUs when there are several."""
+    if data_parallel == "on":
+        if hardware.backend() == "torch":
+            hardware.data_parallel([])  # raises: Keras 3.15's fit has no torch distribution
+        return hardware.devices()
+    accelerators = hardware.accelerators()
+    if data_parallel == "auto" and len(accelerators) > 1:
+        return accelerators
+    return hardware.devices()[:1]
 
 
 def check_backup_matches(backup_folder, run_config):

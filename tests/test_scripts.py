@@ -128,3 +128,13 @@ def test_tutorial_recipe_builds_the_book_resnet(tiny_cifar, tmp_path, capsys):
     convolutions = [layer for layer in model.get_layer("preact_resnet").layers
                     if isinstance(layer, keras.layers.Conv2D)]
     assert len(convolutions) == 27 * 3 + 3 + 1
+
+
+def test_no_validation_split_means_no_temperature(tiny_cifar, tmp_path):
+    argv = tiny_argv(tiny_cifar, tmp_path / "p.png", "--epochs", "1")
+    argv[argv.index("--val-size") + 1] = "0"
+    assert label_smoothing_loss.main(argv) == 0
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert result["data"]["train_images"] == 160 and result["data"]["val_images"] == 0
+    assert result["history"]["val_loss"] == [None] and result["temperature"] is None
+    assert result["test_metrics_temperature_scaled"] is None

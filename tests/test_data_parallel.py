@@ -1,0 +1,67 @@
+"""Data parallelism on this CPU: two virtual devices (JAX: XLA's host device count; TensorFlow:
+two logical CPUs) train with the same per-epoch loss as one device for the same global batch.
+
+Each backend runs in a subprocess, since the device count is fixed when the backend starts. The
+recipe is the default without augmentation, so both runs see the same images; what differs is
+where the arithmetic runs and the order of its sums, so the losses agree to within 1%, not
+exactly (measured: about 0.1% after two epochs on both backends)."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TRAIN_ON_AND_OFF = r"""
+import os, sys
+root, dataset, out = sys.argv[1:]
+sys.path.insert(0, root)
+if os.environ["KERAS_BACKEND"] == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pyimagesearch import recipes
+recipes.RECIPES["unaugmented"] = dict(recipes.RECIPES["fast"], max_shift=0, flip=False)
+import label_smoothing_loss
+for mode in ("off", "on"):
+    status = label_smoothing_loss.main([
+        "--dataset", dataset, "--plot", os.path.join(out, mode + ".png"), "--recipe",
+        "unaugmented", "--train-size", "200", "--val-size", "40", "--test-size", "40",
+        "--epochs", "2", "--batch-size", "40", "--precision", "float32", "--data-parallel", mode])
+    assert status == 0, (mode, status)
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_two_devices_train_like_one(backend, tiny_cifar, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    completed = subprocess.run([sys.executable, "-c", TRAIN_ON_AND_OFF, ROOT, tiny_cifar,
+                                str(tmp_path)], env=env, capture_output=True, text=True,
+                               timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    one, two = (json.loads((tmp_path / f"{mode}.json").read_text()) for mode in ("off", "on"))
+    assert one["devices"] == ["cpu:0"] and not one["data_parallel"]
+    assert two["devices"] == ["cpu:0", "cpu:1"] and two["data_parallel"]
+    assert two["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=0.01)
+    # the tolerance is tight against what training changes: the epochs' losses differ by more
+    first, second = one["history"]["loss"]
+    assert abs(second - first) > 0.02 * first
+
+
+def test_data_parallel_is_refused_clearly_on_torch(tiny_cifar, tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "label_smoothing_loss.py"), "--dataset", tiny_cifar,
+         "--plot", str(tmp_path / "p.png"), "--data-parallel", "on"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 2
+    assert "--data-parallel on: data parallelism is not available with the torch backend" \
+        in completed.stderr
