@@ -12,6 +12,9 @@
 # also filling JAX's persistent compilation cache), the loss command again under JAX with the
 # cache warm and 5 steps per execution, the loss command under PyTorch, and the throughput
 # benchmark under JAX. It writes each run's JSON, the benchmark's output and summary.md to $OUT.
+#
+# A smoke test on any machine with the packages installed (no wheels, small runs):
+#     OUT=/tmp/gpu_smoke SMOKE=1 bash bench/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT to the folder for the results}
@@ -19,9 +22,19 @@ mkdir -p "$OUT"
 runs=/tmp/gpu_check_runs
 rm -rf "$runs" && mkdir -p "$runs"
 
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
-python3 .data/build_cifar10.py /tmp/cifar10 --archive
+smoke=${SMOKE:-}
+size=()  # every run's data and epochs: all of them, or a smoke test's few
+bench_seconds=10
+if [ -n "$smoke" ]; then
+  size=(--train-size 1200 --test-size 500 --epochs 2 --batch-size 100)
+  bench_seconds=2
+  python3 ../shared/datasets/build_cifar10.py /tmp/cifar10 --archive
+else
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+  python3 .data/build_cifar10.py /tmp/cifar10 --archive
+fi
+export PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
 dataset=/tmp/cifar10/cifar-10-python.tar.gz
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__)"
@@ -32,7 +45,7 @@ train() {  # name backend script [flags]
   shift 3
   echo "== $name: KERAS_BACKEND=$backend python3 $script --dataset $dataset --smoothing 0.1 $*"
   KERAS_BACKEND=$backend python3 "$script" --dataset "$dataset" --smoothing 0.1 \
-    --plot "$runs/$name.png" "$@" 2>&1 | grep -v "^ \|^$" | tail -n 25 || true
+    --plot "$runs/$name.png" "${size[@]}" "$@" 2>&1 | grep -v "^ \|^$" | tail -n 25 || true
   cp "$runs/$name.json" "$OUT/" 2>/dev/null || echo "$name: no JSON written"
 }
 
@@ -43,7 +56,8 @@ train() {  # name backend script [flags]
   train torch_loss torch label_smoothing_loss.py
 } > "$OUT/runs.log" 2>&1
 
-KERAS_BACKEND=jax timeout 300 python3 bench/throughput.py --seconds 10 > "$OUT/throughput_jax.txt" 2>&1 || true
+KERAS_BACKEND=jax timeout 300 python3 bench/throughput.py --seconds "$bench_seconds" \
+  > "$OUT/throughput_jax.txt" 2>&1 || true
 
 python3 - "$OUT" > "$OUT/summary.md" <<'PY'
 import glob, json, os, statistics, sys
