@@ -36,8 +36,8 @@ def shift_and_flip(images, seed, max_shift, flip=True):
 
 @keras.saving.register_keras_serializable(package="pyimagesearch")
 class RandomShiftAndFlip(layers.Layer):
-    """`shift_and_flip` while training; the identity otherwise. Keep its dtype float32 under a
-    mixed policy: it only moves pixels."""
+    """`shift_and_flip` while training; the identity otherwise. It only moves pixels, so it
+    takes the raw uint8 images; keep its dtype float32 under a mixed policy."""
 
     def __init__(self, max_shift, flip=True, seed=None, **kwargs):
         super().__init__(**kwargs)

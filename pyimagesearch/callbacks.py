@@ -24,7 +24,7 @@ HISTORY_FILE = "history.json"
 
 class DivergenceGuard(keras.callbacks.Callback):
     """Stop after an epoch whose mean training loss is NaN or infinite: a single non-finite batch
-    loss makes the epoch's mean non-finite, so nothing is missed, and the check costs one read a
+    loss makes the epoch's mean non-finite, so nothing is missed, and the check costs one read an
     epoch instead of one a batch. Must come before the callbacks that use the weights."""
 
     def __init__(self):
@@ -51,7 +51,6 @@ class HardLabelValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or len(self.labels) == 0 or self.guard.diverged_in_epoch is not None:
             return
-        self.model  # on JAX, reading .model writes the training state back into the variables
         logits = self.inference_model.predict(self.images, batch_size=self.batch_size,
                                               verbose=0).astype(np.float64)
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)

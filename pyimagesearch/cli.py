@@ -2,6 +2,7 @@
 summary. `main(method, argv)` is each script's entry point."""
 import argparse
 import os
+import signal
 import sys
 
 import numpy as np
@@ -131,6 +132,8 @@ def main(method, argv=None):
         print(f"{prog}: error: {one_line}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        # the backup is on disk; a second Ctrl-C must not turn a clean exit into a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         backup = output_paths(args.plot)["backup"] if args is not None else None
         print(f"\n{prog}: interrupted. "
               + (f"Progress up to the last completed epoch is saved in {backup}; run the same "

@@ -50,18 +50,18 @@ def build_models(recipe, mean, std, stem_kernel=None, seed=None):
     and `std` are the training set's channel statistics."""
     network = build_network(recipe, stem_kernel)
     # float32 under any policy: augmentation only moves pixels, and standardised inputs keep
-    # their precision until the network's first convolution.
+    # their precision until the network's first convolution. Normalization casts the uint8
+    # images to float32.
     standardize = layers.Normalization(mean=mean, variance=np.square(std), dtype="float32",
                                        name="standardize")
     images = keras.Input(IMAGE_SHAPE, dtype="uint8", name="images")
-    as_float = layers.Identity(dtype="float32", name="to_float")(images)  # uint8 -> float32
-    augmented = as_float
+    augmented = images
     if recipe["max_shift"] or recipe["flip"]:
         augmented = RandomShiftAndFlip(recipe["max_shift"], recipe["flip"], seed=seed,
-                                       dtype="float32", name="random_shift_and_flip")(as_float)
+                                       dtype="float32", name="random_shift_and_flip")(images)
     training = keras.Model(images, network(standardize(augmented)),
                            name=f"{network.name}_training")
-    inference = keras.Model(images, network(standardize(as_float)), name=network.name)
+    inference = keras.Model(images, network(standardize(images)), name=network.name)
     return training, inference
 
 

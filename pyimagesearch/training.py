@@ -24,7 +24,6 @@ from pyimagesearch.model import (build_models, channel_stats, compile_model, nor
 from pyimagesearch.recipes import RECIPES
 
 WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened stem (airbench)
-VALIDATION_BATCH = 1000
 
 
 @dataclasses.dataclass(frozen=True)

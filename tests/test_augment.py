@@ -68,8 +68,7 @@ def test_test_time_views_against_numpy():
     weights = rng.normal(size=(6 * 6 * 3, 4)).astype(np.float32)
     mean, std = np.array([100, 120, 140], np.float32), np.array([50, 60, 70], np.float32)
     inputs = keras.Input((6, 6, 3), dtype="uint8")
-    standardized = keras.layers.Normalization(mean=mean, variance=std ** 2)(
-        keras.layers.Identity(dtype="float32")(inputs))
+    standardized = keras.layers.Normalization(mean=mean, variance=std ** 2)(inputs)
     dense = keras.layers.Dense(4, use_bias=False)
     linear = keras.Model(inputs, dense(keras.layers.Flatten()(standardized)))
     dense.set_weights([weights])
