@@ -10,7 +10,7 @@ Each import points down this list:
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
   callbacks    validation, divergence stop, resumable history, lookahead, time estimate
   augment, resnet, optimizer, schedule, whitening, calibration, cifar10, outputs, smoothing,
-  comparison, errors
+  comparison, penultimate, errors
 Nothing heavy is imported here.
 """
 from pyimagesearch.smoothing import smooth_labels

@@ -90,9 +90,12 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
 def start(argv):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it:
+    # give the run the default disposition, so that Ctrl-C works however the tests were started.
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "label_smoothing_func.py"),
                              *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_backed_up_epochs(backup, count, process, timeout=600):
