@@ -7,8 +7,8 @@ RECIPES = {
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
         epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
-        batch_size=512,         # 1.06-1.10x the images/s of batch 64 on a 2-core CPU; few
-                                # steps, high lr
+        batch_size=512,         # 1.55x the images/s of batch 64 on a 2-core Zen 4
+                                # (results/bench/); few steps, high lr
         lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy (5-epoch probes:
                                 # 87.6% at 0.75, 87.1% at 0.4)
         schedule="warmup_linear",  # 0.2 * lr rising to lr, then falling to 0.07 * lr
@@ -30,8 +30,8 @@ RECIPES = {
         bn_shift_lr_scale=64,   # batch-norm shifts learn 64x faster (optimizer.py; probe, where
                                 # it was called bias_lr_scale: 88.1% vs 87.6% without)
     ),
-    # The 2019 tutorial's setup on the book's ResNet, for reference: ~75 images/s on a 2-core CPU
-    # in float32, about 12 hours for 70 epochs; not run in full.
+    # The 2019 tutorial's setup on the book's ResNet, for reference; not run in full (many hours
+    # on a 2-core CPU).
     "tutorial": dict(
         model="preact_resnet",  # stages (9, 9, 9), filters (64, 64, 128, 256)
         epochs=70,
