@@ -8,12 +8,16 @@ from pyimagesearch.augment import TestTimeAugmented
 from pyimagesearch.cifar10 import CLASS_NAMES, NUM_CLASSES
 
 
+def with_views(model, tta):
+    """`model` averaged over the test-time views of `tta` (augment.TTA_VIEWS); itself for none."""
+    return model if tta == "none" else TestTimeAugmented(model, tta)
+
+
 def predict_logits(model, images, tta="none", batch_size=500):
     """Logits (N, classes) in float64 of uint8 `images`, averaged over the test-time views of
-    `tta` (augment.TTA_VIEWS). `model` takes raw images: the inference model, or a saved one."""
-    if tta != "none":
-        model = TestTimeAugmented(model, tta)
-    return model.predict(images, batch_size=batch_size, verbose=0).astype(np.float64)
+    `tta`. `model` takes raw images: the inference model, or a saved one."""
+    return with_views(model, tta).predict(images, batch_size=batch_size,
+                                          verbose=0).astype(np.float64)
 
 
 def scaled_metrics(logits, labels, val_logits, val_labels):
@@ -32,7 +36,7 @@ def evaluate(model, test, val, tta):
     same on one view when `tta` has several; the report as a dict, and the reliability bins.
     `test` and `val` are (images, labels)."""
     (test_images, test_labels), (val_images, val_labels) = test, val
-    predictor = TestTimeAugmented(model, tta) if tta != "none" else model  # compiled once
+    predictor = with_views(model, tta)  # built once: val and test share its compiled predict
     test_logits = predict_logits(predictor, test_images)
     val_logits = predict_logits(predictor, val_images) if len(val_labels) else None
     metrics, temperature, scaled = scaled_metrics(test_logits, test_labels, val_logits,

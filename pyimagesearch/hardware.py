@@ -68,8 +68,8 @@ def device_summary():
 
 def detect_precision():
     """'bfloat16' where the hardware runs it fast, else 'float32'. On a GPU: compute capability
-    8.0 or newer (Ampere, Hopper). On a CPU: AVX512-BF16 or AMX, which oneDNN (TensorFlow) and
-    XLA (JAX) use."""
+    8.0 or newer (Ampere, Hopper). On a CPU: AVX512-BF16 or AMX, which TensorFlow's oneDNN uses
+    (bench/throughput.py measures the gain)."""
     gpus = gpu_names_and_capabilities()
     if gpus:
         capability = gpus[0][1]
@@ -147,16 +147,20 @@ def data_parallel(device_names):
     averages their gradients. JAX: Keras' `DataParallel` distribution (set globally, as Keras
     requires). TensorFlow: a `MirroredStrategy` scope. PyTorch: not supported by Keras 3.15's
     `fit`, so a `ValueError`."""
-    name = backend()
-    if name == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=device_names))
-        return contextlib.nullcontext()
-    if name == "tensorflow":
+    check_data_parallel_support()
+    if backend() == "tensorflow":
         import tensorflow as tf
 
         return tf.distribute.MirroredStrategy(
             [f"/{kind.upper()}:{index}" for kind, index in
              (device.split(":") for device in device_names)]).scope()
-    raise ValueError(f"data parallelism is not available with the {name} backend in Keras "
-                     f"{keras.__version__} (its fit has no distribution support); use jax or "
-                     "tensorflow")
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=device_names))
+    return contextlib.nullcontext()
+
+
+def check_data_parallel_support():
+    """ValueError on a backend whose `fit` Keras cannot distribute (torch, in Keras 3.15)."""
+    if backend() not in ("jax", "tensorflow"):
+        raise ValueError(f"data parallelism is not available with the {backend()} backend in "
+                         f"Keras {keras.__version__} (its fit has no distribution support); "
+                         "use jax or tensorflow")

@@ -1,9 +1,9 @@
 """SGD in which batch-norm shifts learn faster than everything else.
 
 airbench (Keller Jordan, 2024) trains the BatchNorm shifts ("beta") with a learning rate 64 times
-the network's; in this project's 5-epoch probes that added 0.4 points of test accuracy
-(87.62% -> 88.06%, one seed; README.md). Keras' optimizers have one learning rate, so this
-subclass scales it per variable. Weight decay is unaffected (and the recipes exclude beta from
+the network's; this project's 5-epoch probes at an earlier commit kept it
+(results/previous/f96ae48/probes/). Keras' optimizers have one learning rate, so this subclass
+scales it per variable. Weight decay is unaffected (and the recipes exclude beta from
 it).
 """
 import keras

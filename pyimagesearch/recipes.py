@@ -2,21 +2,19 @@
 
 RECIPES = {
     # The default, tuned for a 2-core CPU after Keller Jordan's airbench (2024); README.md gives
-    # its measured time and accuracy, and the 5-epoch probes that chose lr, decay and the shift
-    # learning-rate scale.
+    # its measured time and accuracy. lr, decay and the shift learning-rate scale were chosen by
+    # 5-epoch probes at an earlier commit (results/previous/f96ae48/probes/).
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
         epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
         batch_size=512,         # 1.55x the images/s of batch 64 on a 2-core Zen 4
                                 # (results/bench/); few steps, high lr
-        lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy (5-epoch probes:
-                                # 87.6% at 0.75, 87.1% at 0.4)
+        lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy
         schedule="warmup_linear",  # 0.2 * lr rising to lr, then falling to 0.07 * lr
         warmup_fraction=0.23,   # of all steps, as airbench
         momentum=0.85,
         nesterov=True,
         weight_decay=9e-3,      # decoupled: each step scales weights by (1 - lr_t * 9e-3)
-                                # (probe: 87.6% vs 87.5% with 5e-3, within noise)
         max_shift=2,            # random translation (px, reflect-padded), a layer of the
                                 # training model (augment.RandomShiftAndFlip)
         flip=True,              # random horizontal flips, in the same layer
@@ -27,8 +25,7 @@ RECIPES = {
                                 # memory, which lookahead needs (airbench's ablations)
         bn_scale=False,         # batch norms learn a shift (beta) only
         lookahead=True,         # airbench's lookahead averaging (callbacks.Lookahead)
-        bn_shift_lr_scale=64,   # batch-norm shifts learn 64x faster (optimizer.py; probe, where
-                                # it was called bias_lr_scale: 88.1% vs 87.6% without)
+        bn_shift_lr_scale=64,   # batch-norm shifts learn 64x faster (optimizer.py)
     ),
     # The 2019 tutorial's setup on the book's ResNet, for reference; not run in full (many hours
     # on a 2-core CPU).

@@ -70,9 +70,9 @@ def run(method, args):
     if recipe["whiten_stem"]:
         stem_kernel = whitening.patch_whitening_kernel(
             normalize(train_images[:WHITENING_IMAGES], mean, std))
-    backend = hardware.backend()
+    backend, device_summary = hardware.backend(), hardware.device_summary()
     print(f"backend: {backend} | devices: {', '.join(device_names)} "
-          f"({hardware.device_summary()}{', data-parallel' if parallel else ''}) "
+          f"({device_summary}{', data-parallel' if parallel else ''}) "
           f"| precision: {precision}", flush=True)
     steps_per_epoch = -(-len(train_images) // recipe["batch_size"])
     with scope:  # the models are built, compiled and trained on `device_names`
@@ -101,7 +101,7 @@ def run(method, args):
         "args": {key: value for key, value in vars(args).items() if key != "argv"},
         "recipe": recipe, "precision": precision, "backend": backend, "devices": device_names,
         "data_parallel": parallel,
-        "device": hardware.device_summary(),
+        "device": device_summary,
         "data": {"source": data.source, "train_images": len(train_images),
                  "val_images": len(val_images), "test_images": len(test[1])},
         "history": {key: [epoch.get(key) for epoch in history.history]
@@ -141,8 +141,7 @@ def choose_devices(data_parallel):
     """The devices to train on, by `--data-parallel`: 'off' the first one Keras lists (a GPU
     where there is one), 'on' all of them, 'auto' all GPUs/TPUs when there are several."""
     if data_parallel == "on":
-        if hardware.backend() == "torch":
-            hardware.data_parallel([])  # raises: Keras 3.15's fit has no torch distribution
+        hardware.check_data_parallel_support()
         return hardware.devices()
     accelerators = hardware.accelerators()
     if data_parallel == "auto" and len(accelerators) > 1:
