@@ -41,17 +41,18 @@ class DivergenceGuard(keras.callbacks.Callback):
 class HardLabelValidation(keras.callbacks.Callback):
     """Adds val_loss (cross-entropy) and val_accuracy on hard labels to each epoch's logs, for both
     methods. Keras' own validation would apply the training loss, whose smoothing differs.
-    `inference_model` shares the trained weights (model.build_models)."""
+    `predictor` predicts with the trained weights: the inference model, which shares them
+    (model.build_models), or a `processes.LocalMirror` of it."""
 
-    def __init__(self, inference_model, images, labels, guard, batch_size=1000):
+    def __init__(self, predictor, images, labels, guard, batch_size=1000):
         super().__init__()
-        self.inference_model, self.images, self.labels = inference_model, images, labels
+        self.predictor, self.images, self.labels = predictor, images, labels
         self.guard, self.batch_size = guard, batch_size
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or len(self.labels) == 0 or self.guard.diverged_in_epoch is not None:
             return
-        logits = self.inference_model.predict(self.images, batch_size=self.batch_size,
+        logits = self.predictor.predict(self.images, batch_size=self.batch_size,
                                               verbose=0).astype(np.float64)
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.labels).mean())
@@ -124,12 +125,13 @@ class Lookahead(keras.callbacks.Callback):
 
 class ResumableHistory(keras.callbacks.Callback):
     """The per-epoch history, kept in the backup folder so that a resumed run's history has every
-    epoch exactly once. It must run before BackupAndRestore saves, so it never lags the weights."""
+    epoch exactly once. It must run before BackupAndRestore saves, so it never lags the weights.
+    Only the process that `writes` (the chief, when there are several) saves it."""
 
-    def __init__(self, backup_folder, run_config):
+    def __init__(self, backup_folder, run_config, writes=True):
         super().__init__()
         self.path = os.path.join(backup_folder, HISTORY_FILE)
-        self.run_config = run_config
+        self.run_config, self.writes = run_config, writes
         self.history = []  # one {metric: value} dict per epoch
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -144,6 +146,8 @@ class ResumableHistory(keras.callbacks.Callback):
         record = {key: float(value) for key, value in (logs or {}).items()}
         record["seconds"] = time.perf_counter() - self.epoch_started  # training + validation
         self.history.append(record)
+        if not self.writes:
+            return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         write_json(self.path, {"config": self.run_config, "history": self.history})
 
@@ -178,26 +182,62 @@ class TimeEstimate(keras.callbacks.Callback):
               file=self.stream or sys.stdout, flush=True)
 
 
-def saved_run_config(backup_folder):
-    """The settings of an interrupted run in `backup_folder`, or None if there is none."""
+class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (a backup each epoch, deleted when training ends) for a job of one
+    or several processes: every process restores from the backup, only the chief (`writes`)
+    saves and deletes it. It saves outside the distribution: Keras builds a throwaway optimizer
+    while saving, and creating a variable under a multi-process distribution is a collective
+    step that the other processes, not saving, would never join."""
+
+    def __init__(self, backup_folder, writes=True):
+        super().__init__(backup_folder, delete_checkpoint=True)
+        self.writes = writes
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.writes:
+            with hardware.no_distribution():
+                super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass  # backups are made per epoch
+
+    def on_train_end(self, logs=None):
+        if self.writes:
+            super().on_train_end(logs)
+
+
+def _saved_history(backup_folder):
     path = os.path.join(backup_folder, HISTORY_FILE)
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle).get("config")
+        return json.load(handle)
 
 
-def training_callbacks(inference_model, val_images, val_labels, backup_folder, run_config,
-                       epochs, steps_per_epoch, lookahead=False):
+def saved_run_config(backup_folder):
+    """The settings of an interrupted run in `backup_folder`, or None if there is none."""
+    saved = _saved_history(backup_folder)
+    return None if saved is None else saved.get("config")
+
+
+def saved_epochs(backup_folder):
+    """How many epochs the interrupted run in `backup_folder` recorded; -1 if there is none."""
+    saved = _saved_history(backup_folder)
+    return -1 if saved is None else len(saved["history"])
+
+
+def training_callbacks(predictor, val_images, val_labels, backup_folder, run_config,
+                       epochs, steps_per_epoch, lookahead=False, chief=True):
     """(callbacks for model.fit, the divergence guard, the history). The guard comes first, so that
     nothing runs on diverged weights; validation next, so its val_* metrics are in the logs that
     the history records and Keras' progress bar prints; lookahead after the backup has restored
-    the weights."""
+    the weights. `predictor` validates (see HardLabelValidation); only the `chief` writes the
+    backup and prints the time estimate."""
     guard = DivergenceGuard()
-    history = ResumableHistory(backup_folder, run_config)
-    backup = keras.callbacks.BackupAndRestore(backup_folder, delete_checkpoint=True)
-    validation = HardLabelValidation(inference_model, val_images, val_labels, guard)
-    fit_callbacks = [guard, validation, history, backup, TimeEstimate(epochs)]
+    history = ResumableHistory(backup_folder, run_config, writes=chief)
+    backup = ChiefBackupAndRestore(backup_folder, writes=chief)
+    validation = HardLabelValidation(predictor, val_images, val_labels, guard)
+    fit_callbacks = [guard, validation, history, backup] + ([TimeEstimate(epochs)] if chief else [])
     if lookahead:
         fit_callbacks.append(Lookahead(steps_per_epoch * epochs, steps_per_epoch))
     return fit_callbacks, guard, history

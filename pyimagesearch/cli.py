@@ -54,10 +54,30 @@ def build_parser(method):
         help="train on several local devices, splitting each batch between them (JAX: "
              "keras.distribution.DataParallel; TensorFlow: MirroredStrategy). auto: on when "
              "there is more than one GPU; on: every device Keras lists, CPUs included")
+    add("--num-processes", type=int, default=_environment_int("KERAS_DISTRIBUTION_NUM_PROCESSES", 1),
+        help="processes (one or more a machine) that train as one job, JAX only; default "
+             "$KERAS_DISTRIBUTION_NUM_PROCESSES or 1. Start the same command in each, with its "
+             "--process-id")
+    add("--process-id", type=int, default=_environment_int("KERAS_DISTRIBUTION_PROCESS_ID", 0),
+        help="this process's number, 0 .. --num-processes - 1; process 0 writes the outputs "
+             "(default $KERAS_DISTRIBUTION_PROCESS_ID or 0)")
+    add("--coordinator", default=os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"),
+        help="HOST:PORT of process 0, where the processes meet "
+             "(default $KERAS_DISTRIBUTION_JOB_ADDRESSES)")
     add("--steps-per-execution", type=int, default=1,
         help="training steps per call into the backend; more saves host round trips on a GPU")
     add("--debug", action="store_true", help="show tracebacks for errors")
     return parser
+
+
+def _environment_int(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"${name} must be an integer, got {value!r}") from None
 
 
 def parse_args(method, argv):
@@ -69,7 +89,8 @@ def parse_args(method, argv):
             setattr(args, key, recipe[key])
     if not 0.0 <= args.smoothing < 1.0:
         raise UsageError(f"--smoothing must be in [0, 1), got {args.smoothing}")
-    for flag in ("epochs", "batch_size", "train_size", "test_size", "steps_per_execution"):
+    for flag in ("epochs", "batch_size", "train_size", "test_size", "steps_per_execution",
+                 "num_processes"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
@@ -81,10 +102,25 @@ def parse_args(method, argv):
             and args.val_size >= args.train_size:
         raise UsageError(f"--val-size ({args.val_size}) must be smaller than --train-size "
                          f"({args.train_size})")
+    _check_processes(args)
     if args.dataset is not None and not os.path.exists(args.dataset):
         raise UsageError(f"--dataset {args.dataset}: no such file or folder")
     _check_plot_path(args.plot)
     return args
+
+
+def _check_processes(args):
+    if not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id must be in 0 .. {args.num_processes - 1} for "
+                         f"--num-processes {args.num_processes}, got {args.process_id}")
+    if args.num_processes == 1:
+        return
+    if not args.coordinator:
+        raise UsageError("--num-processes > 1 needs --coordinator HOST:PORT (process 0's "
+                         "address) or $KERAS_DISTRIBUTION_JOB_ADDRESSES")
+    if args.batch_size % args.num_processes:
+        raise UsageError(f"--batch-size {args.batch_size} must divide evenly between the "
+                         f"{args.num_processes} processes")
 
 
 def _check_plot_path(plot):

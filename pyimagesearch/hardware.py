@@ -154,8 +154,51 @@ def data_parallel(device_names):
         return tf.distribute.MirroredStrategy(
             [f"/{kind.upper()}:{index}" for kind, index in
              (device.split(":") for device in device_names)]).scope()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=device_names))
+    # each process passes its own shard of the arrays (processes.shard), so Keras must not shard
+    keras.distribution.set_distribution(keras.distribution.DataParallel(
+        devices=device_names, auto_shard_dataset=False))
     return contextlib.nullcontext()
+
+
+def start_processes(coordinator, num_processes, process_id):
+    """Join a job of `num_processes` processes, one or more a machine, that train as one
+    (`keras.distribution.initialize`, built on `jax.distributed`); `coordinator` is process 0's
+    HOST:PORT. Call it before anything else touches the backend. JAX only (ValueError elsewhere):
+    Keras 3.15 has no multi-process training for TensorFlow or PyTorch."""
+    if backend() != "jax":
+        raise ValueError(f"several processes need KERAS_BACKEND=jax; the {backend()} backend has "
+                         "no multi-process training in Keras " + keras.__version__
+                         + (" (MultiWorkerMirroredStrategy is broken under Keras 3: "
+                            "keras-team/keras#20585, tensorflow/tensorflow#72388)"
+                            if backend() == "tensorflow" else ""))
+    import jax
+
+    # JAX's CPU client has no cross-process all-reduce unless told which library to use; GPUs use
+    # NCCL and ignore this
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize(coordinator, num_processes, process_id)
+
+
+def check_same_in_every_process(value, message):
+    """ValueError(`message`) unless the integer `value` is the same in every process of the job."""
+    from jax.experimental import multihost_utils
+
+    try:
+        multihost_utils.assert_equal(np.int64(value), message)
+    except AssertionError as error:
+        raise ValueError(str(error)) from None
+
+
+@contextlib.contextmanager
+def no_distribution():
+    """Keras' global distribution switched off inside the block: models built or run here stay
+    on this process's devices."""
+    saved = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(saved)
 
 
 def check_data_parallel_support():

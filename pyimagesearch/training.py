@@ -15,7 +15,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from pyimagesearch import callbacks, hardware, outputs, whitening
+from pyimagesearch import callbacks, hardware, outputs, processes, whitening
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
 from pyimagesearch.evaluation import evaluate
@@ -42,11 +42,17 @@ def run(method, args):
     started = time.perf_counter()
     recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     paths = outputs.output_paths(args.plot)
-    run_config = {"method": method.name, **{key: value for key, value in vars(args).items()
-                                            if key not in ("debug", "precision", "argv")}}
+    # what a resumed run must repeat; which process this is and where the job meets may change
+    run_config = {"method": method.name, **{
+        key: value for key, value in vars(args).items()
+        if key not in ("debug", "precision", "argv", "process_id", "coordinator")}}
     check_backup_matches(paths["backup"], run_config)
     try:
-        device_names = choose_devices(args.data_parallel)
+        group = processes.join(args.coordinator, args.num_processes, args.process_id)
+    except ValueError as error:
+        raise UsageError(f"--num-processes {args.num_processes}: {error}") from None
+    try:
+        device_names = choose_devices(args.data_parallel, group.several)
         parallel = len(device_names) > 1
         scope = hardware.data_parallel(device_names) if parallel else contextlib.nullcontext()
     except ValueError as error:
@@ -54,6 +60,7 @@ def run(method, args):
     if parallel and args.batch_size % len(device_names):
         raise UsageError(f"--batch-size {args.batch_size} must divide evenly between the "
                          f"{len(device_names)} devices ({', '.join(device_names)})")
+    processes.check_resume_agrees(group, callbacks.saved_epochs(paths["backup"]))
 
     data = load_cifar10(args.dataset)
     train, val, test = split_data(data, args.train_size, args.test_size, args.val_size)
@@ -63,8 +70,12 @@ def run(method, args):
     keras.mixed_precision.set_global_policy(hardware.KERAS_POLICIES[precision])
     keras.utils.set_random_seed(args.seed)
 
-    mean, std = channel_stats(train_images)  # training images only
-    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[train_labels]
+    mean, std = channel_stats(train_images)  # training images only, all of them in every process
+    # this process's shard (all of them when it is the only one) and its share of each batch
+    shard_images, shard_labels = (processes.shard(array, group)
+                                  for array in (train_images, train_labels))
+    shard_batch_size = recipe["batch_size"] // group.count
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[shard_labels]
     targets, loss = method.prepare(one_hot, args.smoothing)  # the only per-method step
     stem_kernel = None
     if recipe["whiten_stem"]:
@@ -72,9 +83,10 @@ def run(method, args):
             normalize(train_images[:WHITENING_IMAGES], mean, std))
     backend, device_summary = hardware.backend(), hardware.device_summary()
     print(f"backend: {backend} | devices: {', '.join(device_names)} "
-          f"({device_summary}{', data-parallel' if parallel else ''}) "
+          f"({device_summary}{', data-parallel' if parallel else ''}"
+          f"{f', process {group.index} of {group.count}' if group.several else ''}) "
           f"| precision: {precision}", flush=True)
-    steps_per_epoch = -(-len(train_images) // recipe["batch_size"])
+    steps_per_epoch = -(-len(shard_images) // shard_batch_size)
     with scope:  # the models are built, compiled and trained on `device_names`
         training_model, inference_model = build_models(recipe, mean, std, stem_kernel,
                                                        args.seed)
@@ -86,13 +98,18 @@ def run(method, args):
               f"{inference_model.count_params():,} params | method: {method.name} "
               f"({method.summary}), smoothing {args.smoothing}, recipe {args.recipe}, "
               f"{recipe['epochs']} epochs", flush=True)
+        # predictions of a model trained across processes cannot be read back; a local copy's can
+        predictor = processes.LocalMirror(inference_model) if group.several else inference_model
         fit_callbacks, guard, history = callbacks.training_callbacks(
-            inference_model, val_images, val_labels, paths["backup"], run_config,
-            recipe["epochs"], steps_per_epoch, lookahead=recipe["lookahead"])
-        training_model.fit(train_images, targets, batch_size=recipe["batch_size"],
+            predictor, val_images, val_labels, paths["backup"], run_config, recipe["epochs"],
+            steps_per_epoch, lookahead=recipe["lookahead"], chief=group.chief)
+        training_model.fit(shard_images, targets, batch_size=shard_batch_size,
                            epochs=recipe["epochs"], shuffle=True, callbacks=fit_callbacks,
-                           verbose=1 if sys.stdout.isatty() else 2)
+                           verbose=0 if not group.chief else 1 if sys.stdout.isatty() else 2)
     synchronize_batch_norms(training_model, False)  # a TensorFlow-only flag; see its docstring
+    if group.several:  # evaluate and save the local copy, outside the distribution
+        keras.distribution.set_distribution(None)
+        inference_model = predictor.refreshed()
 
     diverged = guard.diverged_in_epoch is not None
     result = {
@@ -100,7 +117,7 @@ def run(method, args):
         "command": shlex.join(["python", f"label_smoothing_{method.name}.py", *args.argv]),
         "args": {key: value for key, value in vars(args).items() if key != "argv"},
         "recipe": recipe, "precision": precision, "backend": backend, "devices": device_names,
-        "data_parallel": parallel,
+        "data_parallel": parallel, "processes": group.count,
         "device": device_summary,
         "data": {"source": data.source, "train_images": len(train_images),
                  "val_images": len(val_images), "test_images": len(test[1])},
@@ -116,14 +133,18 @@ def run(method, args):
              f"{len(history.history)} epochs")
     if diverged:
         result["wall_seconds"] = time.perf_counter() - started
-        outputs.write_json(paths["json"], result)
-        outputs.plot_history(paths["plot"], result["history"], title + " (DIVERGED)")
+        if group.chief:
+            outputs.write_json(paths["json"], result)
+            outputs.plot_history(paths["plot"], result["history"], title + " (DIVERGED)")
         raise TrainingDiverged(f"training diverged in epoch {guard.diverged_in_epoch + 1} (its "
                                f"mean loss is NaN or infinite); try a smaller --lr. Partial "
                                f"results: {paths['json']}")
 
     evaluation, report_text, confidences = evaluate(inference_model, test, val, recipe["tta"])
     result.update(evaluation)
+    result["wall_seconds"] = time.perf_counter() - started
+    if not group.chief:  # the chief, with the same numbers, writes them
+        return result
     print(report_text)
     outputs.write_text(paths["report"], report_text)
     outputs.save_model(paths["model"], inference_model)
@@ -137,9 +158,14 @@ def run(method, args):
     return result
 
 
-def choose_devices(data_parallel):
+def choose_devices(data_parallel, several_processes=False):
     """The devices to train on, by `--data-parallel`: 'off' the first one Keras lists (a GPU
-    where there is one), 'on' all of them, 'auto' all GPUs/TPUs when there are several."""
+    where there is one), 'on' all of them, 'auto' all GPUs/TPUs when there are several. With
+    several processes, every device of every process, unless 'off' (a ValueError)."""
+    if several_processes:
+        if data_parallel == "off":
+            raise ValueError("several processes always train data-parallel")
+        return hardware.devices()
     if data_parallel == "on":
         hardware.check_data_parallel_support()
         return hardware.devices()

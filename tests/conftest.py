@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny CIFAR-10 in the official python layout, written by the tests."""
+import json
 import os
 import pickle
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -31,6 +33,21 @@ def tiny_argv(dataset, plot, *extra):
     images, batch 32, float32."""
     return ["--dataset", dataset, "--plot", str(plot), "--batch-size", "32", "--train-size",
             "160", "--val-size", "40", "--test-size", "30", "--precision", "float32", *extra]
+
+
+def wait_for_backed_up_epochs(backup, count, process, timeout=600):
+    """Poll until Keras' BackupAndRestore has saved `count` epochs."""
+    metadata = os.path.join(backup, "training_metadata.json")
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with open(metadata) as handle:
+                if json.load(handle)["epoch"] >= count:
+                    return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the run ended or stalled before its backup appeared")
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 
 import label_smoothing_func
 import label_smoothing_loss
-from conftest import tiny_argv
+from conftest import tiny_argv, wait_for_backed_up_epochs
 from pyimagesearch import outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,21 +96,6 @@ def start(argv):
                              *argv], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def wait_for_backed_up_epochs(backup, count, process, timeout=600):
-    """Poll until Keras' BackupAndRestore has saved `count` epochs."""
-    metadata = os.path.join(backup, "training_metadata.json")
-    deadline = time.time() + timeout
-    while time.time() < deadline and process.poll() is None:
-        try:
-            with open(metadata) as handle:
-                if json.load(handle)["epoch"] >= count:
-                    return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.02)
-    raise AssertionError("the run ended or stalled before its backup appeared")
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGINT])
