@@ -2,8 +2,9 @@
 
     python compare.py runs/*.json --plot compare.png
 
-Prints a Markdown table of the runs and of mean ± std per (method, smoothing, epochs), saves both
-as `<plot stem>.md`, and draws validation-accuracy curves and reliability diagrams.
+Prints Markdown tables of the runs and of mean ± std per (regime, method, smoothing, epochs), on
+one view and with test-time augmentation; saves them as `<plot stem>.md`; draws validation-accuracy
+curves and reliability diagrams.
 """
 import argparse
 import os
@@ -23,11 +24,7 @@ def main(argv=None):
     except comparison.NotARunError as error:
         print(f"compare.py: error: {error}", file=sys.stderr)
         return 2
-    rows = [comparison.run_row(run) for run in runs]
-    text = ("## Runs\n\n" + comparison.markdown_table(rows, comparison.RUN_COLUMNS)
-            + "\n\n## Mean ± std over seeds\n\n"
-            + comparison.markdown_table(comparison.aggregate(rows), comparison.SUMMARY_COLUMNS)
-            + "\n")
+    text = comparison.report(runs)
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
     write_text(os.path.splitext(args.plot)[0] + ".md", text)

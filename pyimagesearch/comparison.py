@@ -1,5 +1,6 @@
-"""Compare finished runs from their `<plot stem>.json` files: a per-run table, mean ± std per
-(method, smoothing, epochs) group, and a figure of validation curves and reliability diagrams."""
+"""Compare finished runs from their `<plot stem>.json` files: per-run tables and mean ± std per
+(regime, method, smoothing, epochs) group, on one view and with test-time augmentation, and a
+figure of validation curves and reliability diagrams."""
 import json
 import os
 
@@ -28,32 +29,59 @@ def load_run(path):
     return run
 
 
-def run_row(run):
-    """One table row of a run, as a dict of plain values."""
-    scaled = run.get("test_metrics_temperature_scaled") or {}
-    return {
-        "run": os.path.splitext(os.path.basename(run["path"]))[0],
-        "method": run["method"],
-        "smoothing": run["args"]["smoothing"],
-        "seed": run["args"]["seed"],
-        "epochs": run["epochs_completed"],
-        "accuracy": run["test_metrics"]["accuracy"],
-        "nll": run["test_metrics"]["nll"],
-        "ece": run["test_metrics"]["ece"],
-        "ece_scaled": scaled.get("ece"),
-        "wall_seconds": run["wall_seconds"],
-    }
+VIEWS = ("one_view", "tta")  # the network alone; averaged over the recipe's test-time views
+METRICS = ("accuracy", "mean_confidence", "nll", "ece", "brier", "temperature", "ece_scaled")
 
 
-def aggregate(rows, metrics=("accuracy", "nll", "ece", "ece_scaled")):
-    """Mean and sample std of each metric per (method, smoothing, epochs) group."""
+def view_metrics(run, view):
+    """{metric: value} of `run` on one view or with test-time augmentation ('tta'); None where
+    the run has no such numbers (a recipe without test-time views has no 'tta')."""
+    has_views = run.get("recipe", {}).get("tta") != "none"  # runs before "recipe": views
+    if view == "tta":
+        block = ({"test_metrics": run["test_metrics"], "temperature": run.get("temperature"),
+                  "test_metrics_temperature_scaled": run.get("test_metrics_temperature_scaled")}
+                 if has_views else None)
+    else:
+        block = run.get("one_view") or (None if has_views else {
+            "test_metrics": run["test_metrics"], "temperature": run.get("temperature"),
+            "test_metrics_temperature_scaled": run.get("test_metrics_temperature_scaled")})
+    if block is None:
+        return None
+    metrics = dict(block["test_metrics"])
+    metrics["temperature"] = block.get("temperature")
+    metrics["ece_scaled"] = (block.get("test_metrics_temperature_scaled") or {}).get("ece")
+    return {metric: metrics.get(metric) for metric in METRICS}
+
+
+def regime(run):
+    """Recipe and training images, e.g. 'overfit, 5000 images': what makes runs comparable."""
+    images = run.get("data", {}).get("train_images")
+    recipe = run["args"].get("recipe", "?")
+    return recipe if images is None else f"{recipe}, {images} images"
+
+
+def run_row(run, view):
+    """One table row of a run on `view` (VIEWS), as a dict of plain values; None if the run has
+    no numbers for that view."""
+    metrics = view_metrics(run, view)
+    if metrics is None:
+        return None
+    return {"run": os.path.splitext(os.path.basename(run["path"]))[0], "regime": regime(run),
+            "method": run["method"], "smoothing": run["args"]["smoothing"],
+            "seed": run["args"]["seed"], "epochs": run["epochs_completed"], **metrics,
+            "wall_seconds": run["wall_seconds"]}
+
+
+def aggregate(rows, metrics=METRICS):
+    """Mean and sample std of each metric per (regime, method, smoothing, epochs) group."""
     groups = {}
     for row in rows:
-        groups.setdefault((row["method"], row["smoothing"], row["epochs"]), []).append(row)
+        key = (row["regime"], row["method"], row["smoothing"], row["epochs"])
+        groups.setdefault(key, []).append(row)
     summary = []
-    for (method, smoothing, epochs), members in sorted(groups.items()):
-        entry = {"method": method, "smoothing": smoothing, "epochs": epochs,
-                 "runs": len(members)}
+    for (regime_name, method, smoothing, epochs), members in sorted(groups.items()):
+        entry = {"regime": regime_name, "method": method, "smoothing": smoothing,
+                 "epochs": epochs, "runs": len(members)}
         for metric in metrics:
             values = np.array([row[metric] for row in members if row[metric] is not None], float)
             entry[metric] = (float(values.mean()) if values.size else None,
@@ -86,12 +114,28 @@ def markdown_table(rows, columns):
     return "\n".join(lines)
 
 
-RUN_COLUMNS = (("run", "run"), ("method", "method"), ("smoothing", "smoothing"), ("seed", "seed"),
-               ("epochs", "epochs"), ("accuracy", "accuracy"), ("nll", "NLL"), ("ece", "ECE"),
-               ("ece_scaled", "ECE after T-scaling"), ("wall_seconds", "wall s"))
-SUMMARY_COLUMNS = (("method", "method"), ("smoothing", "smoothing"), ("epochs", "epochs"),
-                   ("runs", "runs"), ("accuracy", "accuracy"), ("nll", "NLL"), ("ece", "ECE"),
-                   ("ece_scaled", "ECE after T-scaling"))
+METRIC_COLUMNS = (("accuracy", "accuracy"), ("mean_confidence", "confidence"), ("nll", "NLL"),
+                  ("ece", "ECE"), ("brier", "Brier"), ("temperature", "T"),
+                  ("ece_scaled", "ECE after T"))
+RUN_COLUMNS = ((("run", "run"), ("regime", "regime"), ("method", "method"),
+                ("smoothing", "smoothing"), ("seed", "seed"), ("epochs", "epochs"))
+               + METRIC_COLUMNS + (("wall_seconds", "wall s"),))
+SUMMARY_COLUMNS = ((("regime", "regime"), ("method", "method"), ("smoothing", "smoothing"),
+                    ("epochs", "epochs"), ("runs", "runs")) + METRIC_COLUMNS)
+
+
+def report(runs):
+    """The Markdown text compare.py prints: per view, a table of runs and one of mean ± std over
+    seeds. Confidence is the mean top-class probability; T the temperature fitted on the
+    validation images; ECE with 15 bins."""
+    sections = []
+    for view, title in (("one_view", "one view"), ("tta", "test-time augmentation")):
+        rows = [row for row in (run_row(run, view) for run in runs) if row is not None]
+        if rows:
+            sections += [f"## Runs, {title}", markdown_table(rows, RUN_COLUMNS),
+                         f"## Mean ± std over seeds, {title}",
+                         markdown_table(aggregate(rows), SUMMARY_COLUMNS)]
+    return "\n\n".join(sections) + "\n"
 
 
 def plot_comparison(path, runs):

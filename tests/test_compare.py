@@ -4,34 +4,67 @@ import statistics
 import compare
 
 
-def write_run(folder, name, method, smoothing, seed, accuracy, nll, ece, ece_scaled):
+def metrics_block(accuracy, confidence, nll, ece, brier, temperature, ece_scaled):
+    return {"test_metrics": {"accuracy": accuracy, "mean_confidence": confidence, "nll": nll,
+                             "ece": ece, "brier": brier},
+            "temperature": temperature, "test_metrics_temperature_scaled": {"ece": ece_scaled}}
+
+
+def write_run(folder, name, method, smoothing, seed, tta_block, one_view_block=None,
+              recipe="fast", train_images=45000):
     run = {
-        "method": method, "args": {"smoothing": smoothing, "seed": seed},
-        "history": {"loss": [1.5, 1.0], "val_accuracy": [0.5, accuracy]},
+        "method": method, "args": {"smoothing": smoothing, "seed": seed, "recipe": recipe},
+        "recipe": {"tta": "none" if one_view_block is None else "flip_translate"},
+        "data": {"train_images": train_images},
+        "history": {"loss": [1.5, 1.0], "val_accuracy": [0.5, 0.9]},
         "epochs_completed": 2,
-        "test_metrics": {"accuracy": accuracy, "nll": nll, "ece": ece},
-        "test_metrics_temperature_scaled": {"ece": ece_scaled}, "temperature": 1.2,
+        **tta_block,
         "reliability_bins": {"count": [0] * 14 + [10], "mean_confidence": [None] * 14 + [0.97],
                              "accuracy": [None] * 14 + [0.9]},
         "wall_seconds": 61.4,
     }
+    if one_view_block is not None:
+        run["one_view"] = one_view_block
     path = folder / f"{name}.json"
     path.write_text(json.dumps(run))
     return str(path)
 
 
-def test_table_summary_and_figure(tmp_path, capsys):
-    paths = [write_run(tmp_path, "a", "loss", 0.1, 1, 0.90, 0.35, 0.020, 0.010),
-             write_run(tmp_path, "b", "loss", 0.1, 2, 0.92, 0.31, 0.030, 0.012),
-             write_run(tmp_path, "c", "func", 0.0, 1, 0.91, 0.40, 0.050, 0.011)]
+def section(printed, title):
+    """The table under the heading `## title`."""
+    return printed.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_tables_per_view_summary_and_figure(tmp_path, capsys):
+    paths = [
+        write_run(tmp_path, "a", "loss", 0.1, 1,
+                  tta_block=metrics_block(0.90, 0.80, 0.35, 0.020, 0.15, 0.6, 0.010),
+                  one_view_block=metrics_block(0.88, 0.83, 0.40, 0.030, 0.17, 0.7, 0.012)),
+        write_run(tmp_path, "b", "loss", 0.1, 2,
+                  tta_block=metrics_block(0.92, 0.82, 0.31, 0.030, 0.13, 0.5, 0.012),
+                  one_view_block=metrics_block(0.89, 0.84, 0.38, 0.040, 0.16, 0.8, 0.014)),
+        # no test-time views: its test metrics are one view's
+        write_run(tmp_path, "c", "loss", 0.0, 1,
+                  tta_block=metrics_block(0.70, 0.75, 0.9, 0.05, 0.4, 1.1, 0.04),
+                  recipe="overfit", train_images=5000),
+    ]
     plot = tmp_path / "cmp" / "compare.png"
     assert compare.main(paths + ["--plot", str(plot)]) == 0
     printed = capsys.readouterr().out
-    assert "| a | loss | 0.1 | 1 | 2 | 0.9000 | 0.3500 | 0.0200 | 0.0100 | 61 |" in printed
-    mean = statistics.mean([0.90, 0.92])
-    std = statistics.stdev([0.90, 0.92])  # sample std, as the module documents
-    assert f"| loss | 0.1 | 2 | 2 | {mean:.4f} ± {std:.4f} |" in printed
-    assert "| func | 0 | 2 | 1 | 0.9100 | 0.4000 | 0.0500 | 0.0110 |" in printed  # no std of 1
+    one_view = section(printed, "Runs, one view")
+    tta = section(printed, "Runs, test-time augmentation")
+    assert ("| a | fast, 45000 images | loss | 0.1 | 1 | 2 | 0.8800 | 0.8300 | 0.4000 | 0.0300 | "
+            "0.1700 | 0.7000 | 0.0120 | 61 |") in one_view
+    assert ("| a | fast, 45000 images | loss | 0.1 | 1 | 2 | 0.9000 | 0.8000 | 0.3500 | 0.0200 | "
+            "0.1500 | 0.6000 | 0.0100 | 61 |") in tta
+    assert "| c | overfit, 5000 images | loss | 0 | 1 | 2 | 0.7000 | 0.7500 |" in one_view
+    assert "| c |" not in tta
+    summary = section(printed, "Mean ± std over seeds, one view")
+    mean, std = statistics.mean([0.88, 0.89]), statistics.stdev([0.88, 0.89])  # sample std
+    t_mean, t_std = statistics.mean([0.7, 0.8]), statistics.stdev([0.7, 0.8])
+    assert f"| fast, 45000 images | loss | 0.1 | 2 | 2 | {mean:.4f} ± {std:.4f} |" in summary
+    assert f"| {t_mean:.4f} ± {t_std:.4f} |" in summary
+    assert "| overfit, 5000 images | loss | 0 | 2 | 1 | 0.7000 | 0.7500 |" in summary  # no std of 1
     assert (tmp_path / "cmp" / "compare.md").read_text().strip() == printed.strip()
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
