@@ -10,8 +10,10 @@
 #
 # It installs the wheels, builds the data, and runs: both default commands under JAX (the first
 # also filling JAX's persistent compilation cache), the loss command again under JAX with the
-# cache warm and 5 steps per execution, the loss command under PyTorch, and the throughput
-# benchmark under JAX. It writes each run's JSON, the benchmark's output and summary.md to $OUT.
+# cache warm and 5 steps per execution, the loss command through Keras' distribution on the one
+# GPU (--data-parallel on: the several-device code path), the loss command under PyTorch, and
+# the throughput benchmark under JAX. It writes each run's JSON, the benchmark's output and
+# summary.md to $OUT.
 #
 # A smoke test on any machine with the packages installed (no wheels, small runs):
 #     OUT=/tmp/gpu_smoke SMOKE=1 bash bench/gpu_check.sh
@@ -53,6 +55,7 @@ train() {  # name backend script [flags]
   train jax_loss jax label_smoothing_loss.py
   train jax_func jax label_smoothing_func.py
   train jax_loss_warm_cache_spe5 jax label_smoothing_loss.py --steps-per-execution 5
+  train jax_loss_data_parallel_on jax label_smoothing_loss.py --data-parallel on
   train torch_loss torch label_smoothing_loss.py
 } > "$OUT/runs.log" 2>&1
 

@@ -53,7 +53,8 @@ def build_parser(method):
     add("--data-parallel", choices=("auto", "on", "off"), default="auto",
         help="train on several local devices, splitting each batch between them (JAX: "
              "keras.distribution.DataParallel; TensorFlow: MirroredStrategy). auto: on when "
-             "there is more than one GPU; on: every device Keras lists, CPUs included")
+             "there is more than one GPU; on: every device Keras lists, CPUs included, through "
+             "Keras' distribution even when there is one")
     add("--num-processes", type=int, default=_environment_int("KERAS_DISTRIBUTION_NUM_PROCESSES", 1),
         help="processes (one or more a machine) that train as one job, JAX only; default "
              "$KERAS_DISTRIBUTION_NUM_PROCESSES or 1. Start the same command in each, with its "

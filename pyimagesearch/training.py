@@ -53,7 +53,8 @@ def run(method, args):
         raise UsageError(f"--num-processes {args.num_processes}: {error}") from None
     try:
         device_names = choose_devices(args.data_parallel, group.several)
-        parallel = len(device_names) > 1
+        # 'on' uses Keras' distribution even on one device: the same code path as on several
+        parallel = len(device_names) > 1 or args.data_parallel == "on"
         scope = hardware.data_parallel(device_names) if parallel else contextlib.nullcontext()
     except ValueError as error:
         raise UsageError(f"--data-parallel {args.data_parallel}: {error}") from None

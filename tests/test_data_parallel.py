@@ -13,6 +13,9 @@ import sys
 
 import pytest
 
+import label_smoothing_loss
+from conftest import tiny_argv
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TRAIN_ON_AND_OFF = r"""
@@ -52,6 +55,25 @@ def test_two_devices_train_like_one(backend, tiny_cifar, tmp_path):
     # the tolerance is tight against what training changes: the epochs' losses differ by more
     first, second = one["history"]["loss"]
     assert abs(second - first) > 0.02 * first
+
+
+def test_on_with_one_device_takes_the_distributed_path_and_trains_alike(tiny_cifar, tmp_path):
+    """`--data-parallel on` with the one device of this process: Keras' distribution engine
+    (MirroredStrategy under TensorFlow, DataParallel under JAX) instead of none."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        pytest.skip("DataParallel stays set for the rest of this process")  # subprocess above
+    results = {}
+    for mode in ("off", "on"):
+        argv = tiny_argv(tiny_cifar, tmp_path / f"{mode}.png", "--epochs", "2",
+                         "--data-parallel", mode)
+        assert label_smoothing_loss.main(argv) == 0
+        results[mode] = json.loads((tmp_path / f"{mode}.json").read_text())
+    assert results["on"]["devices"] == results["off"]["devices"] == ["cpu:0"]
+    assert results["on"]["data_parallel"] and not results["off"]["data_parallel"]
+    assert results["on"]["history"]["loss"] == pytest.approx(results["off"]["history"]["loss"],
+                                                            rel=0.01)
 
 
 def test_data_parallel_is_refused_clearly_on_torch(tiny_cifar, tmp_path):
