@@ -8,7 +8,8 @@ Each import points down this list:
                imports tensorflow, jax or torch)
   evaluation   test metrics, classification report, temperature scaling
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
-  callbacks    validation, divergence stop, resumable history, lookahead, time estimate
+  processes    several processes as one job (JAX): shards, a local copy of the weights
+  callbacks    validation, divergence stop, resumable history, backup, lookahead, time estimate
   augment, resnet, optimizer, schedule, whitening, calibration, cifar10, outputs, smoothing,
   comparison, penultimate, errors
 Nothing heavy is imported here.
