@@ -53,7 +53,7 @@ class HardLabelValidation(keras.callbacks.Callback):
         if logs is None or len(self.labels) == 0 or self.guard.diverged_in_epoch is not None:
             return
         logits = self.predictor.predict(self.images, batch_size=self.batch_size,
-                                              verbose=0).astype(np.float64)
+                                        verbose=0).astype(np.float64)
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.labels).mean())
 

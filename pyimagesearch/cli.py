@@ -55,7 +55,8 @@ def build_parser(method):
              "keras.distribution.DataParallel; TensorFlow: MirroredStrategy). auto: on when "
              "there is more than one GPU; on: every device Keras lists, CPUs included, through "
              "Keras' distribution even when there is one")
-    add("--num-processes", type=int, default=_environment_int("KERAS_DISTRIBUTION_NUM_PROCESSES", 1),
+    add("--num-processes", type=int,
+        default=_environment_int("KERAS_DISTRIBUTION_NUM_PROCESSES", 1),
         help="processes (one or more a machine) that train as one job, JAX only; default "
              "$KERAS_DISTRIBUTION_NUM_PROCESSES or 1. Start the same command in each, with its "
              "--process-id")
