@@ -42,6 +42,21 @@ def test_process_arguments_are_checked(argv, message, monkeypatch, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("environment, message", [
+    ({"NUM_PROCESSES": "2", "PROCESS_ID": "5", "JOB_ADDRESSES": "127.0.0.1:1"},
+     "--process-id must be in 0 .. 1 for --num-processes 2, got 5"),
+    ({"NUM_PROCESSES": "2"}, "--num-processes > 1 needs --coordinator"),
+    ({"NUM_PROCESSES": "two"}, "$KERAS_DISTRIBUTION_NUM_PROCESSES must be an integer, got 'two'"),
+])
+def test_process_settings_come_from_keras_variables(environment, message, monkeypatch, capsys):
+    for name in ("NUM_PROCESSES", "PROCESS_ID", "JOB_ADDRESSES"):
+        monkeypatch.delenv(f"KERAS_DISTRIBUTION_{name}", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(f"KERAS_DISTRIBUTION_{name}", value)
+    assert label_smoothing_loss.main([]) == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow refusal")
 def test_several_processes_are_refused_on_tensorflow(tiny_cifar, tmp_path, capsys):
     argv = tiny_argv(tiny_cifar, tmp_path / "p.png", "--num-processes", "2",
