@@ -130,7 +130,8 @@ def report(runs):
     validation images; ECE with 15 bins."""
     sections = []
     for view, title in (("one_view", "one view"), ("tta", "test-time augmentation")):
-        rows = [row for row in (run_row(run, view) for run in runs) if row is not None]
+        rows = sorted((row for row in (run_row(run, view) for run in runs) if row is not None),
+                      key=lambda row: (row["regime"], row["method"], row["smoothing"], row["seed"]))
         if rows:
             sections += [f"## Runs, {title}", markdown_table(rows, RUN_COLUMNS),
                          f"## Mean ± std over seeds, {title}",
