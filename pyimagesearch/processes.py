@@ -72,4 +72,3 @@ def check_resume_agrees(group, epochs_done):
         hardware.check_same_in_every_process(
             epochs_done, "the processes found different backups to resume from; every process "
             "must see the chief's output folder (one machine or a shared file system)")
-

@@ -61,7 +61,10 @@ def run(method, args):
     if parallel and args.batch_size % len(device_names):
         raise UsageError(f"--batch-size {args.batch_size} must divide evenly between the "
                          f"{len(device_names)} devices ({', '.join(device_names)})")
-    processes.check_resume_agrees(group, callbacks.saved_epochs(paths["backup"]))
+    try:
+        processes.check_resume_agrees(group, callbacks.saved_epochs(paths["backup"]))
+    except ValueError as error:
+        raise UsageError(f"{paths['backup']}: {error}") from None
 
     data = load_cifar10(args.dataset)
     train, val, test = split_data(data, args.train_size, args.test_size, args.val_size)
