@@ -1,5 +1,5 @@
 """Several processes as one job (JAX, keras.distribution.initialize): each trains on its own shard,
-only process 0 writes, every process reaches the same test numbers, and an interrupted job
+only process 0 reports, every process reaches the same test numbers, and an interrupted job
 resumes. The job runs as two local processes on 127.0.0.1 with JAX's CPU collectives (gloo)."""
 import importlib.util
 import json
