@@ -38,7 +38,8 @@ def build_parser(method):
         help="cifar-10-python.tar.gz or its cifar-10-batches-py/ folder "
              "(default: keras.datasets.cifar10, which downloads)")
     add("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
-        help="hyperparameter preset; 'tutorial' is the 2019 setup (70 epochs, batch 64)")
+        help="hyperparameter preset; 'overfit' is the study's long regime (no augmentation, "
+             "30 epochs), 'tutorial' the 2019 setup (70 epochs, batch 64)")
     add("--epochs", type=int, help="epochs (default: the recipe's)")
     add("--batch-size", type=int, help="batch size (default: the recipe's)")
     add("--lr", type=float, help="peak learning rate (default: the recipe's)")
