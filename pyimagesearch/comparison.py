@@ -29,7 +29,8 @@ def load_run(path):
     return run
 
 
-VIEWS = ("one_view", "tta")  # the network alone; averaged over the recipe's test-time views
+# the network alone; averaged over the recipe's test-time views (what the scripts report)
+VIEWS = {"one_view": "one view", "tta": "test-time augmentation"}
 METRICS = ("accuracy", "mean_confidence", "nll", "ece", "brier", "temperature", "ece_scaled")
 
 
@@ -37,14 +38,12 @@ def view_metrics(run, view):
     """{metric: value} of `run` on one view or with test-time augmentation ('tta'); None where
     the run has no such numbers (a recipe without test-time views has no 'tta')."""
     has_views = run.get("recipe", {}).get("tta") != "none"  # runs before "recipe": views
+    reported = {"test_metrics": run["test_metrics"], "temperature": run.get("temperature"),
+                "test_metrics_temperature_scaled": run.get("test_metrics_temperature_scaled")}
     if view == "tta":
-        block = ({"test_metrics": run["test_metrics"], "temperature": run.get("temperature"),
-                  "test_metrics_temperature_scaled": run.get("test_metrics_temperature_scaled")}
-                 if has_views else None)
-    else:
-        block = run.get("one_view") or (None if has_views else {
-            "test_metrics": run["test_metrics"], "temperature": run.get("temperature"),
-            "test_metrics_temperature_scaled": run.get("test_metrics_temperature_scaled")})
+        block = reported if has_views else None
+    else:  # without test-time views, what the run reports is one view's
+        block = run.get("one_view") or (None if has_views else reported)
     if block is None:
         return None
     metrics = dict(block["test_metrics"])
@@ -129,7 +128,7 @@ def report(runs):
     seeds. Confidence is the mean top-class probability; T the temperature fitted on the
     validation images; ECE with 15 bins."""
     sections = []
-    for view, title in (("one_view", "one view"), ("tta", "test-time augmentation")):
+    for view, title in VIEWS.items():
         rows = sorted((row for row in (run_row(run, view) for run in runs) if row is not None),
                       key=lambda row: (row["regime"], row["method"], row["smoothing"], row["seed"]))
         if rows:
