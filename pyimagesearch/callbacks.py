@@ -198,9 +198,6 @@ class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
             with hardware.no_distribution():
                 super().on_epoch_end(epoch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
-        pass  # backups are made per epoch
-
     def on_train_end(self, logs=None):
         if self.writes:
             super().on_train_end(logs)

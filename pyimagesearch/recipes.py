@@ -6,7 +6,8 @@ RECIPES = {
     # 5-epoch probes at an earlier commit (results/previous/f96ae48/probes/).
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
-        epochs=14,              # short: the 20-minute budget on 2 cores, not convergence
+        epochs=14,              # short: a 2-core CPU's budget (README: 35 min on a Zen 4),
+                                # not convergence
         batch_size=512,         # 1.55x the images/s of batch 64 on a 2-core Zen 4
                                 # (results/bench/); few steps, high lr
         lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy
