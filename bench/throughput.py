@@ -57,13 +57,16 @@ def measure(precision, batch_size, lookahead, images, one_hot, args):
     steps_per_epoch = len(images) // batch_size
     model.compile_model(training, recipe, keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=0.1), steps_per_epoch, args.steps_per_execution)
-    timer = StepTimer(args.warmup, args.seconds, args.steps_per_execution)
-    fit_callbacks = [timer]
-    if lookahead:
+    fit_callbacks = []
+    if lookahead:  # first, so that its first sync (compiling its update) precedes the timer
         fit_callbacks.append(callbacks.Lookahead(steps_per_epoch * recipe["epochs"],
                                                  steps_per_epoch))
-    training.fit(images, one_hot, batch_size=batch_size, epochs=recipe["epochs"], shuffle=True,
-                 callbacks=fit_callbacks, verbose=0)
+    timer = StepTimer(args.warmup, args.seconds, args.steps_per_execution)
+    fit_callbacks.append(timer)
+    # whole batches only: a last, smaller one would be compiled afresh inside the timed steps
+    whole = steps_per_epoch * batch_size
+    training.fit(images[:whole], one_hot[:whole], batch_size=batch_size,
+                 epochs=recipe["epochs"], shuffle=True, callbacks=fit_callbacks, verbose=0)
     if timer.elapsed is None:
         raise SystemExit("the run ended before --seconds passed: use more --images")
     timed_steps = timer.steps - timer.warmup_steps
