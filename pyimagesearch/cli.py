@@ -43,6 +43,9 @@ def build_parser(method):
     add("--epochs", type=int, help="epochs (default: the recipe's)")
     add("--batch-size", type=int, help="batch size (default: the recipe's)")
     add("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    add("--weight-decay", type=float,
+        help="decoupled weight decay: each step scales the kernels by (1 - lr_t * this); 0 "
+             "for none (default: the recipe's)")
     add("--seed", type=int, default=42, help="random seed for weights, shuffling, augmentation")
     add("--train-size", type=int, help="use only the first N training images (smoke runs)")
     add("--test-size", type=int, help="use only the first N test images (smoke runs)")
@@ -87,7 +90,7 @@ def parse_args(method, argv):
     """Parse and check every argument before any data is loaded; UsageError on a bad one."""
     args = build_parser(method).parse_args(argv)
     recipe = RECIPES[args.recipe]
-    for key in ("epochs", "batch_size", "lr"):
+    for key in ("epochs", "batch_size", "lr", "weight_decay"):
         if getattr(args, key) is None:
             setattr(args, key, recipe[key])
     if not 0.0 <= args.smoothing < 1.0:
@@ -99,6 +102,8 @@ def parse_args(method, argv):
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if not args.lr > 0 or not np.isfinite(args.lr):
         raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if not args.weight_decay >= 0 or not np.isfinite(args.weight_decay):
+        raise UsageError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
     if args.val_size is not None and args.val_size < 0:
         raise UsageError(f"--val-size must be >= 0, got {args.val_size}")
     if args.train_size is not None and args.val_size is not None \

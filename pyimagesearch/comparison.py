@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from pyimagesearch.recipes import RECIPES
+
 REQUIRED_KEYS = ("method", "args", "history", "epochs_completed", "test_metrics",
                  "reliability_bins", "wall_seconds")
 
@@ -52,11 +54,20 @@ def view_metrics(run, view):
     return {metric: metrics.get(metric) for metric in METRICS}
 
 
+# recipe entries a command-line flag can change, beside --epochs (a column of its own)
+OVERRIDABLE = ("batch_size", "lr", "weight_decay")
+
+
 def regime(run):
-    """Recipe and training images, e.g. 'overfit, 5000 images': what makes runs comparable."""
+    """Recipe, training images and the recipe entries the command changed, e.g. 'overfit, 5000
+    images' or 'overfit, 5000 images, weight_decay 0': what makes runs comparable."""
+    name = run["args"].get("recipe", "?")
     images = run.get("data", {}).get("train_images")
-    recipe = run["args"].get("recipe", "?")
-    return recipe if images is None else f"{recipe}, {images} images"
+    parts = [name] + ([] if images is None else [f"{images} images"])
+    defaults, used = RECIPES.get(name, {}), run.get("recipe", {})
+    parts += [f"{key} {used[key]:g}" for key in OVERRIDABLE
+              if key in used and key in defaults and used[key] != defaults[key]]
+    return ", ".join(parts)
 
 
 def run_row(run, view):

@@ -40,7 +40,8 @@ def run(method, args):
     """Train and evaluate one run (`args` as `cli.parse_args` returns them); returns the result
     dict written to `<stem>.json`."""
     started = time.perf_counter()
-    recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  weight_decay=args.weight_decay)
     paths = outputs.output_paths(args.plot)
     # what a resumed run must repeat; which process this is and where the job meets may change
     run_config = {"method": method.name, **{

@@ -2,6 +2,7 @@ import json
 import statistics
 
 import compare
+from pyimagesearch import comparison, recipes
 
 
 def metrics_block(accuracy, confidence, nll, ece, brier, temperature, ece_scaled):
@@ -80,3 +81,13 @@ def test_file_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"compare.py: error: {path}: {fault}") and err.count("\n") == 1
     assert not (tmp_path / "c.png").exists()
+
+
+def test_regime_names_the_recipe_entries_a_run_changed():
+    overfit = dict(recipes.RECIPES["overfit"])
+    run = {"args": {"recipe": "overfit"}, "data": {"train_images": 5000}, "recipe": overfit}
+    assert comparison.regime(run) == "overfit, 5000 images"
+    run["recipe"] = dict(overfit, weight_decay=0.0, epochs=3)  # epochs: a column of its own
+    assert comparison.regime(run) == "overfit, 5000 images, weight_decay 0"
+    run["recipe"] = dict(overfit, weight_decay=0.0, lr=0.2)
+    assert comparison.regime(run) == "overfit, 5000 images, lr 0.2, weight_decay 0"

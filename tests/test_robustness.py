@@ -22,6 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["--epochs", "0"], "--epochs must be positive"),
     (["--batch-size", "-4"], "--batch-size must be positive"),
     (["--lr", "0"], "--lr must be a positive number"),
+    (["--weight-decay", "-0.001"], "--weight-decay must be a number >= 0"),
+    (["--weight-decay", "nan"], "--weight-decay must be a number >= 0"),
     (["--train-size", "100", "--val-size", "100"], "--val-size (100) must be smaller"),
     (["--dataset", "/no/such/cifar.tar.gz"], "--dataset /no/such/cifar.tar.gz: no such file"),
     (["--plot", "plot.txt"], "use one of the extensions"),

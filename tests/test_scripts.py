@@ -13,6 +13,7 @@ import label_smoothing_loss
 from conftest import tiny_argv
 from pyimagesearch import calibration
 from pyimagesearch.cifar10 import CLASS_NAMES, load_cifar10
+from pyimagesearch.recipes import RECIPES
 
 pytestmark = pytest.mark.backend
 
@@ -138,3 +139,14 @@ def test_no_validation_split_means_no_temperature(tiny_cifar, tmp_path):
     assert result["data"]["train_images"] == 160 and result["data"]["val_images"] == 0
     assert result["history"]["val_loss"] == [None] and result["temperature"] is None
     assert result["test_metrics_temperature_scaled"] is None
+
+
+def test_recipe_flags_override_only_their_entries(tiny_cifar, tmp_path):
+    """--weight-decay 0 (the study's long regime without decay) and --lr reach the recipe the
+    run compiles with; every other entry stays the recipe's."""
+    argv = tiny_argv(tiny_cifar, tmp_path / "p.png", "--epochs", "1", "--recipe", "overfit",
+                     "--weight-decay", "0", "--lr", "0.2")
+    assert label_smoothing_loss.main(argv) == 0
+    recipe = json.loads((tmp_path / "p.json").read_text())["recipe"]
+    expected = dict(RECIPES["overfit"], weight_decay=0.0, lr=0.2, epochs=1, batch_size=32)
+    assert recipe == expected and RECIPES["overfit"]["weight_decay"] == 9e-3
