@@ -35,14 +35,9 @@ if [ -n "$smoke" ]; then
   size=(--train-size 1200 --test-size 500 --epochs 2 --batch-size 100)
   bench_seconds=2
   bench_images=5000
-  python3 ../shared/datasets/build_cifar10.py /tmp/cifar10 --archive
-else
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-  python3 .data/build_cifar10.py /tmp/cifar10 --archive
 fi
+source bench/gpu_setup.sh
 export PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
-dataset=/tmp/cifar10/cifar-10-python.tar.gz
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
   python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices()); print('torch', torch.__version__)"
 } > "$OUT/machine.txt" 2>&1
