@@ -8,9 +8,10 @@
 # (runs finished, each regime's log and mean ± std tables) and study.tgz (every run's JSON, log,
 # report and figures and each regime's compare.md; not the models) to $OUT.
 #
-# Tried once, on an H100 (2026-11-26), with all 20 runs at once: none had finished after 195 s,
-# and the files did not come back, so why is not known (20 processes compiling on 16 cores, or
-# GPU memory, are guesses). Start with the default and a single regime's worth of time.
+# Tried on an H100 (2026-11-26) with all 20 runs at once, after a first try in which every run
+# failed to import numpy (a link, not this wrapper, stood in for `python`): none had finished
+# after 195 s and the files did not come back, so why is not known (20 processes compiling on
+# 16 cores, or GPU memory, are guesses). Untested since with the default of 8 at a time.
 #
 #     OUT=/some/folder bash experiments/gpu_study.sh
 #     OUT=/tmp/gpu_study SMOKE=1 PARALLEL=1 bash experiments/gpu_study.sh  # here, small
