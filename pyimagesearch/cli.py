@@ -11,7 +11,7 @@ from pyimagesearch.cifar10 import DEFAULT_VAL_SIZE, DatasetError
 from pyimagesearch.errors import TrainingDiverged, UsageError
 from pyimagesearch.hardware import PRECISIONS
 from pyimagesearch.outputs import output_paths
-from pyimagesearch.recipes import DEFAULT_RECIPE, RECIPES
+from pyimagesearch.recipes import DEFAULT_RECIPE, FLAG_OVERRIDES, RECIPES
 from pyimagesearch.training import run
 
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
@@ -90,7 +90,7 @@ def parse_args(method, argv):
     """Parse and check every argument before any data is loaded; UsageError on a bad one."""
     args = build_parser(method).parse_args(argv)
     recipe = RECIPES[args.recipe]
-    for key in ("epochs", "batch_size", "lr", "weight_decay"):
+    for key in FLAG_OVERRIDES:
         if getattr(args, key) is None:
             setattr(args, key, recipe[key])
     if not 0.0 <= args.smoothing < 1.0:

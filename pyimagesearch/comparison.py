@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from pyimagesearch.recipes import RECIPES
+from pyimagesearch.recipes import FLAG_OVERRIDES, RECIPES
 
 REQUIRED_KEYS = ("method", "args", "history", "epochs_completed", "test_metrics",
                  "reliability_bins", "wall_seconds")
@@ -54,10 +54,6 @@ def view_metrics(run, view):
     return {metric: metrics.get(metric) for metric in METRICS}
 
 
-# recipe entries a command-line flag can change, beside --epochs (a column of its own)
-OVERRIDABLE = ("batch_size", "lr", "weight_decay")
-
-
 def regime(run):
     """Recipe, training images and the recipe entries the command changed, e.g. 'overfit, 5000
     images' or 'overfit, 5000 images, weight_decay 0': what makes runs comparable."""
@@ -65,8 +61,9 @@ def regime(run):
     images = run.get("data", {}).get("train_images")
     parts = [name] + ([] if images is None else [f"{images} images"])
     defaults, used = RECIPES.get(name, {}), run.get("recipe", {})
-    parts += [f"{key} {used[key]:g}" for key in OVERRIDABLE
-              if key in used and key in defaults and used[key] != defaults[key]]
+    parts += [f"{key} {used[key]:g}" for key in FLAG_OVERRIDES  # epochs: a column of its own
+              if key != "epochs" and key in used and key in defaults
+              and used[key] != defaults[key]]
     return ", ".join(parts)
 
 

@@ -56,3 +56,5 @@ RECIPES = {
 # unsmoothed baseline is over-confident, the regime of Mueller, Kornblith & Hinton (2019).
 RECIPES["overfit"] = dict(RECIPES["fast"], epochs=30, max_shift=0, flip=False, lookahead=False)
 DEFAULT_RECIPE = "fast"
+# the entries a command-line flag of the same name overrides (cli.parse_args)
+FLAG_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay")

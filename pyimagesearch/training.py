@@ -21,7 +21,7 @@ from pyimagesearch.errors import TrainingDiverged, UsageError
 from pyimagesearch.evaluation import evaluate
 from pyimagesearch.model import (build_models, channel_stats, compile_model, normalize,
                                  synchronize_batch_norms)
-from pyimagesearch.recipes import RECIPES
+from pyimagesearch.recipes import FLAG_OVERRIDES, RECIPES
 
 WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened stem (airbench)
 
@@ -40,8 +40,7 @@ def run(method, args):
     """Train and evaluate one run (`args` as `cli.parse_args` returns them); returns the result
     dict written to `<stem>.json`."""
     started = time.perf_counter()
-    recipe = dict(RECIPES[args.recipe], epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  weight_decay=args.weight_decay)
+    recipe = dict(RECIPES[args.recipe], **{key: getattr(args, key) for key in FLAG_OVERRIDES})
     paths = outputs.output_paths(args.plot)
     # what a resumed run must repeat; which process this is and where the job meets may change
     run_config = {"method": method.name, **{
