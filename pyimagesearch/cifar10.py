@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 
-from pyimagesearch.errors import UsageError
+from pyimagesearch.errors import DatasetError, UsageError
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
@@ -35,10 +35,6 @@ _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }
-
-
-class DatasetError(Exception):
-    """A dataset that is missing, malformed or unsafe. The message names the file and the fault."""
 
 
 @dataclasses.dataclass

@@ -6,14 +6,11 @@ import os
 
 import numpy as np
 
+from pyimagesearch.errors import NotARunError
 from pyimagesearch.recipes import FLAG_OVERRIDES, RECIPES
 
 REQUIRED_KEYS = ("method", "args", "history", "epochs_completed", "test_metrics",
                  "reliability_bins", "wall_seconds")
-
-
-class NotARunError(Exception):
-    """A file that is not a finished run's JSON."""
 
 
 def load_run(path):

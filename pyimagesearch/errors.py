@@ -1,10 +1,46 @@
-"""The errors a run can raise on purpose, each mapped to an exit code by `cli.main`.
-(`cifar10.DatasetError`, for bad data, lives beside the loader that raises it.)"""
+"""Every error a run raises on purpose, and the exit code each one means (`cli.main` turns them
+into one line on stderr and that code). Raised low, where the fault is found; nothing here
+imports anything."""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
-class UsageError(Exception):
-    """A bad command line: one line on stderr and exit code 2."""
+class RunError(Exception):
+    """Base class: a fault the user can act on, reported in one line (no traceback unless
+    --debug). `exit_code` is what the process exits with."""
+
+    exit_code = EXIT_FAILED
 
 
-class TrainingDiverged(Exception):
-    """The loss became NaN or infinite; partial results were written. Exit code 1."""
+class UsageError(RunError):
+    """A bad command line, or settings the data or the machine cannot honour."""
+
+    exit_code = EXIT_USAGE
+
+
+class DatasetError(RunError):
+    """A dataset that is missing, malformed or unsafe. The message names the file and the fault."""
+
+
+class TrainingDiverged(RunError):
+    """The loss became NaN or infinite; partial results were written."""
+
+
+class RunLocked(RunError):
+    """Another run is writing the same outputs (its lock file is beside them)."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackupDamaged(RunError):
+    """The resume backup cannot be read; the message names the folder and how to start afresh."""
+
+    exit_code = EXIT_USAGE
+
+
+class OutputsMissing(RunError):
+    """The run finished but some of its outputs could not be written (each named already)."""
+
+
+class NotARunError(RunError):
+    """A file given to compare.py that is not a finished run's JSON."""
