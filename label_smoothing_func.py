@@ -6,7 +6,7 @@ import sys
 
 from pyimagesearch.cli import main as train_main
 from pyimagesearch.smoothing import smooth_labels
-from pyimagesearch.training import Method
+from pyimagesearch.config import Method
 
 __all__ = ["smooth_labels", "prepare", "main"]
 

@@ -5,7 +5,7 @@
 import sys
 
 from pyimagesearch.cli import main as train_main
-from pyimagesearch.training import Method
+from pyimagesearch.config import Method
 
 __all__ = ["prepare", "main"]
 

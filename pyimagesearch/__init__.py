@@ -1,17 +1,32 @@
 """Label smoothing on CIFAR-10 with Keras 3: the shared package behind the two training scripts.
 
-Each import points down this list:
-  cli          arguments and their checks, exit codes, the closing summary
+Each module imports only modules below it in this list (tests/test_layout.py checks it):
+  cli          the flags, exit codes, the closing summary; Keras loads only after parsing
+  config       RunConfig: every setting of a run, resolved and checked once; Method
   training     one run: data -> model -> fit -> evaluate -> outputs
-  recipes      every hyperparameter preset, one commented block
-  hardware     backend, devices, precision, versions, data parallelism (the only module that
-               imports tensorflow, jax or torch)
+  writing      what a finished run writes, results first, each output on its own
+  comparison   tables of finished runs (compare.py)
+  placement    where a run executes: devices, processes, shards, which process writes
+  processes    several processes as one job (JAX): shards, a local copy of the weights
+  callbacks    validation, divergence stop, resumable history, backup, lookahead, CSV log
   evaluation   test metrics, classification report, temperature scaling
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
-  processes    several processes as one job (JAX): shards, a local copy of the weights
-  callbacks    validation, divergence stop, resumable history, backup, lookahead, time estimate
-  augment, resnet, optimizer, schedule, whitening, calibration, cifar10, outputs, smoothing,
-  comparison, penultimate, errors
+  batches      each epoch's order of the training images, in whole batches
+  penultimate  the penultimate-layer projection of Mueller et al. (2019)
+  hardware     backend, devices, precision, versions, compiling (the only module that
+               imports tensorflow, jax or torch)
+  augment      training augmentation and test-time views, as Keras layers and ops
+  resnet       the networks
+  optimizer    SGD with decoupled weight decay and faster batch-norm shifts
+  schedule     learning-rate schedules
+  whitening    the patch-whitening stem's kernel
+  calibration  calibration metrics and temperature scaling, pure numpy
+  recipes      every hyperparameter preset, one commented block
+  cifar10      a safe CIFAR-10 loader and the split
+  outputs      atomic writes
+  phases       where a run's time goes
+  smoothing    smooth_labels
+  errors       every error a run raises on purpose, with its exit code
 Nothing heavy is imported here.
 """
 from pyimagesearch.smoothing import smooth_labels

@@ -86,16 +86,21 @@ TTA_MODES = tuple(TTA_VIEWS)
 
 
 class TestTimeAugmented(keras.Model):
-    """`model`'s logits averaged over the views of `tta` (TTA_VIEWS). The views of a batch go
-    through the model together, image by image (all views of image 0, then of image 1, ...), so
-    its logits reshape to (B, views, classes)."""
+    """`model`'s logits averaged over the views of `tta` (TTA_VIEWS), or with `per_view` each
+    view's logits, (B, views, classes), the first view being the image itself. The views of a
+    batch go through the model together, image by image (all views of image 0, then of image 1,
+    ...), so its logits reshape to (B, views, classes)."""
 
-    def __init__(self, model, tta, **kwargs):
+    def __init__(self, model, tta, per_view=False, **kwargs):
         super().__init__(**kwargs)
         if tta not in TTA_VIEWS:
             raise ValueError(f"unknown tta '{tta}', expected one of {TTA_MODES}")
-        self.model, self.tta = model, tta
+        self.model, self.tta, self.per_view = model, tta, per_view
         self.view_weights = [weight for _, weight in TTA_VIEWS[tta]]
+        # It has no weights of its own and wraps a built model: marked built, so that `predict`
+        # does not first run the network eagerly on a batch (under JAX, dozens of small
+        # programs to compile) to build it.
+        self.built = True
 
     def call(self, images):
         images = ops.cast(images, "float32")
@@ -103,4 +108,6 @@ class TestTimeAugmented(keras.Model):
         views = ops.reshape(views, (-1, *images.shape[1:]))   # (B * views, H, W, C)
         logits = ops.cast(self.model(views, training=False), "float32")
         logits = ops.reshape(logits, (-1, len(self.view_weights), logits.shape[-1]))
+        if self.per_view:
+            return logits
         return ops.einsum("bvk,v->bk", logits, ops.convert_to_tensor(self.view_weights))

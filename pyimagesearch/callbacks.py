@@ -17,7 +17,8 @@ import numpy as np
 from keras import ops
 
 from pyimagesearch import calibration, hardware
-from pyimagesearch.outputs import write_json
+from pyimagesearch.errors import UsageError
+from pyimagesearch.outputs import write_json, write_text
 
 HISTORY_FILE = "history.json"
 
@@ -44,7 +45,7 @@ class HardLabelValidation(keras.callbacks.Callback):
     `predictor` predicts with the trained weights: the inference model, which shares them
     (model.build_models), or a `processes.LocalMirror` of it."""
 
-    def __init__(self, predictor, images, labels, guard, batch_size=1000):
+    def __init__(self, predictor, images, labels, guard, batch_size):
         super().__init__()
         self.predictor, self.images, self.labels = predictor, images, labels
         self.guard, self.batch_size = guard, batch_size
@@ -65,6 +66,11 @@ def lookahead_decays(total_steps, every=5, final=0.95 ** 5):
     return steps, final * (steps / total_steps) ** 3
 
 
+def _copies(weights):
+    """Separate buffers with the values of `weights` (see `_lookahead_update`)."""
+    return [ops.copy(weight) for weight in weights]
+
+
 def _lookahead_update(slow, fast, decay):
     """(new slow, new fast) weights: both slow + (1 - decay) * (fast - slow), for each pair of
     tensors. Returned twice so that the two are separate buffers: JAX's training step donates
@@ -82,9 +88,13 @@ class Lookahead(keras.callbacks.Callback):
     statistics are averaged too (every floating-point weight).
 
     Steps are counted here, from the epoch and batch numbers, so no step counter is read from the
-    device; the update is one compiled function over all weights, on the device. With
-    `steps_per_execution` k > 1 Keras calls back every k steps, and a sync happens at the first
-    callback at or after each multiple of `every`. The slow copy is not backed up: a resumed run
+    device; the update is one compiled function over all weights, on the device. A sync due
+    after step s runs before step s + 1 begins (or at the end of the epoch, before validation):
+    the same weights at the same point as right after step s, but from a batch-begin hook, so
+    that Keras keeps dispatching batch ends asynchronously and never waits for the device per
+    step. With `steps_per_execution` k > 1 Keras calls back every k steps, and a sync happens
+    at the first callback at or after each multiple of `every`. The slow copy is taken at the
+    first step, after a resumed run's weights are restored, and is not backed up: a resumed run
     restarts it from the restored weights."""
 
     def __init__(self, total_steps, steps_per_epoch, every=5):
@@ -93,25 +103,32 @@ class Lookahead(keras.callbacks.Callback):
         self.decays = dict(zip(steps.tolist(), decays.tolist()))
         self.steps_per_epoch, self.every = steps_per_epoch, every
         self.slow, self.synced_until = None, 0
+        # each a single compiled program over all weights, not one small program per weight
         self.update = hardware.compile_function(_lookahead_update)
+        self.copy = hardware.compile_function(_copies)
 
     def _weights(self):
+        # on JAX, `self.model` first writes the training state into the variables
         return [weight for weight in self.model.weights if "float" in str(weight.dtype)]
-
-    def on_train_begin(self, logs=None):  # after BackupAndRestore has restored the weights
-        self.slow = [ops.copy(weight.value) for weight in self._weights()]
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start_step = epoch * self.steps_per_epoch
         self.synced_until = max(self.synced_until, self.epoch_start_step)
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.epoch_start_step + batch + 1  # optimizer steps taken so far
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.slow is None:
+            self.slow = self.copy([weight.value for weight in self._weights()])
+        self._sync_if_due(self.epoch_start_step + batch)  # optimizer steps taken so far
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._sync_if_due((epoch + 1) * self.steps_per_epoch)
+
+    def _sync_if_due(self, step):
         due = step - step % self.every
-        if due <= self.synced_until or due not in self.decays:
+        if due <= self.synced_until or due not in self.decays or self.slow is None:
             return
         self.synced_until = due
-        weights = self._weights()  # on JAX, this writes the training state into the variables
+        weights = self._weights()
         # the decay as a tensor, so that tf.function traces the update once, not once a value
         decay = ops.convert_to_tensor(self.decays[due], dtype="float32")
         self.slow, fast = self.update(self.slow, [weight.value for weight in weights], decay)
@@ -119,8 +136,10 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(value)
 
     def on_train_end(self, logs=None):
-        for weight, slow in zip(self._weights(), self.slow):
-            weight.assign(ops.copy(slow))
+        if self.slow is None:  # no step was taken
+            return
+        for weight, slow in zip(self._weights(), self.copy(self.slow)):
+            weight.assign(slow)
 
 
 class ResumableHistory(keras.callbacks.Callback):
@@ -189,6 +208,10 @@ class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
     while saving, and creating a variable under a multi-process distribution is a collective
     step that the other processes, not saving, would never join."""
 
+    # it saves once an epoch: its batch-end hook returns at once, so Keras may dispatch it
+    # asynchronously
+    async_safe = True
+
     def __init__(self, backup_folder, writes=True):
         super().__init__(backup_folder, delete_checkpoint=True)
         self.writes = writes
@@ -223,18 +246,77 @@ def saved_epochs(backup_folder):
     return -1 if saved is None else len(saved["history"])
 
 
-def training_callbacks(predictor, val_images, val_labels, backup_folder, run_config,
-                       epochs, steps_per_epoch, lookahead=False, chief=True):
+class HistoryCSV(keras.callbacks.Callback):
+    """`<stem>_history.csv`, one row per completed epoch, rewritten whole from `history` after
+    each epoch: it can be followed while a run trains, and a resumed run's file has every epoch
+    once (Keras' CSVLogger, appending, repeats an epoch that was trained again after a kill)."""
+
+    def __init__(self, path, history):
+        super().__init__()
+        self.path, self.history = path, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_text(self.path, history_csv(self.history.history))
+
+
+def history_csv(history):
+    """CSV text of per-epoch records: an `epoch` column (1-based), then every key in the order
+    first seen; a value an epoch lacks is left empty."""
+    columns = []
+    for record in history:
+        columns += [key for key in record if key not in columns]
+    lines = [",".join(["epoch", *columns])]
+    for number, record in enumerate(history, start=1):
+        lines.append(",".join([str(number), *(repr(float(record[key])) if key in record else ""
+                                               for key in columns)]))
+    return "\n".join(lines) + "\n"
+
+
+def tensorboard_callback(log_dir):
+    """Keras' TensorBoard callback writing to `log_dir`; a ValueError saying what to install
+    where the backend cannot write summaries."""
+    try:
+        import tensorboard  # noqa: F401  (Keras writes its event files)
+    except ImportError:
+        raise ValueError("needs the tensorboard package: pip install tensorboard") from None
+    return keras.callbacks.TensorBoard(log_dir=log_dir)
+
+
+def check_backup_matches(backup_folder, identity):
+    """How many epochs the interrupted run in `backup_folder` completed (-1: none). A backup
+    made with other settings must not be resumed silently: UsageError naming what differs."""
+    saved_config = saved_run_config(backup_folder)
+    if saved_config is not None and saved_config != identity:
+        changed = sorted(key for key in set(saved_config) | set(identity)
+                         if saved_config.get(key) != identity.get(key))
+        raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
+                         f"({', '.join(changed)}); rerun that command to resume it, or delete "
+                         "the folder to start afresh")
+    return saved_epochs(backup_folder)
+
+
+def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
+                       predict_batch_size, writes=True, tensorboard=None):
     """(callbacks for model.fit, the divergence guard, the history). The guard comes first, so that
-    nothing runs on diverged weights; validation next, so its val_* metrics are in the logs that
-    the history records and Keras' progress bar prints; lookahead after the backup has restored
-    the weights. `predictor` validates (see HardLabelValidation); only the `chief` writes the
-    backup and prints the time estimate."""
+    nothing runs on diverged weights; lookahead before validation, so that an epoch's last sync
+    is in the weights validation sees; validation before the history, so its val_* metrics are
+    in the logs the history records and Keras' progress bar prints. `predictor` validates (see
+    HardLabelValidation); only the process that `writes` saves the backup, the CSV and the
+    time estimate. None of these callbacks hooks a batch's end, so Keras dispatches those
+    asynchronously wherever the backend allows."""
     guard = DivergenceGuard()
-    history = ResumableHistory(backup_folder, run_config, writes=chief)
-    backup = ChiefBackupAndRestore(backup_folder, writes=chief)
-    validation = HardLabelValidation(predictor, val_images, val_labels, guard)
-    fit_callbacks = [guard, validation, history, backup] + ([TimeEstimate(epochs)] if chief else [])
-    if lookahead:
-        fit_callbacks.append(Lookahead(steps_per_epoch * epochs, steps_per_epoch))
+    history = ResumableHistory(paths["backup"], identity, writes=writes)
+    fit_callbacks = [guard]
+    if recipe["lookahead"]:
+        fit_callbacks.append(Lookahead(steps_per_epoch * recipe["epochs"], steps_per_epoch))
+    fit_callbacks += [HardLabelValidation(predictor, *val, guard, predict_batch_size), history,
+                      ChiefBackupAndRestore(paths["backup"], writes=writes)]
+    if writes:
+        fit_callbacks += [HistoryCSV(paths["history_csv"], history),
+                          TimeEstimate(recipe["epochs"])]
+        if tensorboard:
+            try:
+                fit_callbacks.append(tensorboard_callback(tensorboard))
+            except ValueError as error:
+                raise UsageError(f"--tensorboard {tensorboard}: {error}") from None
     return fit_callbacks, guard, history

@@ -176,20 +176,37 @@ def _load_from_keras():
                    source="keras.datasets.cifar10")
 
 
+def check_sizes(train_size=None, val_size=None, test_size=None, available_train=None,
+                available_test=None):
+    """The one check of the split's sizes, a `UsageError` for the first bad one: before the data
+    is loaded (the `available_*` counts None) with what the flags alone decide, and again by
+    `split_data` against the images there are."""
+    for flag, size in (("--train-size", train_size), ("--test-size", test_size)):
+        if size is not None and size <= 0:
+            raise UsageError(f"{flag} must be positive, got {size}")
+    if val_size is not None and val_size < 0:
+        raise UsageError(f"--val-size must be >= 0, got {val_size}")
+    for flag, size, available in (("--train-size", train_size, available_train),
+                                  ("--test-size", test_size, available_test)):
+        if size is not None and available is not None and size > available:
+            raise UsageError(f"{flag} {size}: the dataset has only {available} images")
+    if train_size is not None and val_size is not None and val_size >= train_size:
+        raise UsageError(f"--val-size ({val_size}) must be smaller than --train-size "
+                         f"({train_size})")
+    if available_train is not None and val_size is not None \
+            and val_size >= (train_size or available_train):
+        raise UsageError(f"--val-size ({val_size}) must be smaller than the "
+                         f"{train_size or available_train} training images")
+
+
 def split_data(data, train_size=None, test_size=None, val_size=None):
     """(train, val, test) as (images, labels) pairs: the first `train_size` training images, of
     which the last `val_size` (default min(5000, a tenth)) are held out for validation; the first
     `test_size` test images. Sizes the data cannot supply are a `UsageError`."""
-    for flag, size, available in (("--train-size", train_size, len(data.train_images)),
-                                  ("--test-size", test_size, len(data.test_images))):
-        if size is not None and size > available:
-            raise UsageError(f"{flag} {size}: the dataset has only {available} images")
+    check_sizes(train_size, val_size, test_size, len(data.train_images), len(data.test_images))
     train_images, train_labels = data.train_images[:train_size], data.train_labels[:train_size]
     if val_size is None:
         val_size = min(DEFAULT_VAL_SIZE, len(train_images) // 10)
-    if val_size >= len(train_images):
-        raise UsageError(f"--val-size ({val_size}) must be smaller than the {len(train_images)} "
-                         "training images")
     cut = len(train_images) - val_size
     return ((train_images[:cut], train_labels[:cut]),
             (train_images[cut:], train_labels[cut:]),

@@ -4,8 +4,13 @@ import numpy as np
 from sklearn.metrics import classification_report
 
 from pyimagesearch import calibration
-from pyimagesearch.augment import TestTimeAugmented
+from pyimagesearch.augment import TTA_VIEWS, TestTimeAugmented
 from pyimagesearch.cifar10 import CLASS_NAMES, NUM_CLASSES
+
+
+# One batch size for every prediction (validation each epoch, the test and validation sets at
+# the end): each batch shape is a program to compile under JAX and XLA.
+PREDICT_BATCH_SIZE = 500
 
 
 def with_views(model, tta):
@@ -13,11 +18,17 @@ def with_views(model, tta):
     return model if tta == "none" else TestTimeAugmented(model, tta)
 
 
-def predict_logits(model, images, tta="none", batch_size=500):
+def predict_logits(model, images, tta="none", batch_size=PREDICT_BATCH_SIZE):
     """Logits (N, classes) in float64 of uint8 `images`, averaged over the test-time views of
     `tta`. `model` takes raw images: the inference model, or a saved one."""
     return with_views(model, tta).predict(images, batch_size=batch_size,
                                           verbose=0).astype(np.float64)
+
+
+def average_views(view_logits, tta):
+    """(N, views, classes) logits of each view -> (N, classes), weighted as TTA_VIEWS says."""
+    weights = np.array([weight for _, weight in TTA_VIEWS[tta]], dtype=np.float64)
+    return np.einsum("nvk,v->nk", view_logits, weights)
 
 
 def scaled_metrics(logits, labels, val_logits, val_labels):
@@ -30,35 +41,46 @@ def scaled_metrics(logits, labels, val_logits, val_labels):
     return metrics, temperature, calibration.calibration_metrics(logits, labels, temperature)
 
 
+def _bins_json(probabilities, labels):
+    counts, mean_confidence, accuracy = calibration.reliability_bins(probabilities, labels)
+    return {"count": counts.tolist(), "mean_confidence": mean_confidence.tolist(),
+            "accuracy": accuracy.tolist()}
+
+
 def evaluate(model, test, val, tta):
-    """(results for the JSON, classification report text, test confidences): test metrics on hard
-    labels with the views of `tta`, before and after temperature scaling fitted on `val`; the
-    same on one view when `tta` has several; the report as a dict, and the reliability bins.
-    `test` and `val` are (images, labels)."""
+    """(results for the JSON, classification report text): test metrics on hard labels with the
+    views of `tta`, before and after temperature scaling fitted on `val`; the same on one view
+    when `tta` has several, taken from the same pass (the first view is the image itself); the
+    report as a dict, and the reliability bins before and after scaling. `test` and `val` are
+    (images, labels)."""
     (test_images, test_labels), (val_images, val_labels) = test, val
-    predictor = with_views(model, tta)  # built once: val and test share its compiled predict
-    test_logits = predict_logits(predictor, test_images)
-    val_logits = predict_logits(predictor, val_images) if len(val_labels) else None
+    # one pass of every view over each set; val and test share its compiled predict
+    predictor = TestTimeAugmented(model, tta, per_view=True)
+    test_views = predictor.predict(test_images, batch_size=PREDICT_BATCH_SIZE,
+                                   verbose=0).astype(np.float64)
+    val_views = (predictor.predict(val_images, batch_size=PREDICT_BATCH_SIZE,
+                                   verbose=0).astype(np.float64) if len(val_labels) else None)
+    test_logits = average_views(test_views, tta)
+    val_logits = None if val_views is None else average_views(val_views, tta)
     metrics, temperature, scaled = scaled_metrics(test_logits, test_labels, val_logits,
                                                   val_labels)
     probabilities = calibration.softmax(test_logits)
     report = dict(y_true=test_labels, y_pred=probabilities.argmax(axis=1),
                   labels=list(range(NUM_CLASSES)), target_names=list(CLASS_NAMES),
                   zero_division=0)
-    bins = calibration.reliability_bins(probabilities, test_labels)
     results = {
         "test_accuracy": metrics["accuracy"],
         "test_metrics": metrics,
         "temperature": temperature,
         "test_metrics_temperature_scaled": scaled,
-        "reliability_bins": {"count": bins[0].tolist(), "mean_confidence": bins[1].tolist(),
-                             "accuracy": bins[2].tolist()},
+        "reliability_bins": _bins_json(probabilities, test_labels),
+        "reliability_bins_temperature_scaled": None if temperature is None else _bins_json(
+            calibration.softmax(test_logits, temperature), test_labels),
         "classification_report": classification_report(output_dict=True, **report),
     }
     if tta != "none":  # what the network alone does, for calibration studies
-        one_view = scaled_metrics(
-            predict_logits(model, test_images), test_labels,
-            predict_logits(model, val_images) if len(val_labels) else None, val_labels)
+        one_view = scaled_metrics(test_views[:, 0], test_labels,
+                                  None if val_views is None else val_views[:, 0], val_labels)
         results["one_view"] = dict(zip(("test_metrics", "temperature",
                                         "test_metrics_temperature_scaled"), one_view))
-    return results, classification_report(digits=4, **report), probabilities.max(axis=1)
+    return results, classification_report(digits=4, **report)

@@ -1,6 +1,7 @@
 """Backend, devices, precision and library versions: the one module that imports a backend
 library (tensorflow, jax or torch) directly. Everything else is written in Keras 3 alone, and
 `KERAS_BACKEND=tensorflow|jax|torch` picks the backend (TensorFlow by default)."""
+import collections
 import contextlib
 import os
 import platform
@@ -8,7 +9,6 @@ import platform
 import keras
 import numpy as np
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
@@ -207,3 +207,51 @@ def check_data_parallel_support():
         raise ValueError(f"data parallelism is not available with the {backend()} backend in "
                          f"Keras {keras.__version__} (its fit has no distribution support); "
                          "use jax or tensorflow")
+
+
+class CompileCounter:
+    """Counts the backend programs JAX compiles (or reads from its persistent cache) and the
+    seconds they take, through `jax.monitoring`; under other backends it counts nothing and
+    `as_json()` is None. Create it before the first compile."""
+
+    COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+    CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+
+    def __init__(self):
+        self.count, self.seconds, self.cache_hits = 0, 0.0, 0
+        self.names = collections.Counter()  # programs compiled, by the function's name
+        self.active = backend() == "jax"
+        if self.active:
+            from jax import monitoring
+
+            monitoring.register_event_duration_secs_listener(self._on_duration)
+            monitoring.register_event_listener(self._on_event)
+
+    def _on_duration(self, event, duration, fun_name="?", **_):
+        if event == self.COMPILE_EVENT:
+            self.count += 1
+            self.names[fun_name] += 1
+            self.seconds += duration
+
+    def _on_event(self, event, **_):
+        if event == self.CACHE_HIT_EVENT:
+            self.cache_hits += 1
+
+    def as_json(self):
+        if not self.active:
+            return None
+        return {"programs": self.count, "from_cache": self.cache_hits,
+                "seconds": round(self.seconds, 3), "by_name": dict(self.names.most_common())}
+
+
+def use_compile_cache(folder):
+    """JAX's persistent compilation cache in `folder`, for every program, however fast it
+    compiled (JAX's default skips those under a second, which on a GPU is most of a run's).
+    Call it before the first compile; a no-op under other backends or with `folder` None."""
+    if folder is None or backend() != "jax":
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

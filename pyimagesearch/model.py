@@ -79,13 +79,3 @@ def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1):
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     return model
-
-
-def synchronize_batch_norms(model, synchronized=True):
-    """Under TensorFlow's MirroredStrategy each replica normalises its share of the batch by its
-    own statistics unless its batch norms are `synchronized`; synchronised, they use the whole
-    batch's, as on one device. Set it back to False before saving: the flag is TensorFlow-only,
-    and a saved model should load on every backend."""
-    for layer in model._flatten_layers():
-        if isinstance(layer, layers.BatchNormalization):
-            layer.synchronized = synchronized

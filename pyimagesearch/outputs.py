@@ -16,15 +16,6 @@ from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def output_paths(plot_path):
-    """{'plot', 'report', 'json', 'calibration', 'model', 'backup'} paths derived from the --plot
-    path."""
-    stem, _ = os.path.splitext(plot_path)
-    return {"plot": plot_path, "report": f"{stem}_report.txt", "json": f"{stem}.json",
-            "calibration": f"{stem}_calibration.png", "model": f"{stem}.keras",
-            "backup": f"{stem}_backup"}
-
-
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""

@@ -68,7 +68,8 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
 
     folder = tmp_path / "out"
     assert sorted(os.listdir(folder)) == ["run.json", "run.keras", "run.png",
-                                          "run_calibration.png", "run_report.txt"]
+                                          "run_calibration.png", "run_history.csv",
+                                          "run_report.txt"]
     # (the resume backup is gone)
     assert (folder / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = json.loads((folder / "run.json").read_text())

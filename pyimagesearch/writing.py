@@ -1,0 +1,68 @@
+"""What a finished run writes, results first: the JSON as soon as the metrics exist, then the
+report, the figures, the trained model. Each output is written on its own, so one that cannot be
+written (a full disk, a folder in the way) is named in one line and the others are still
+written; then `OutputsMissing` says the run is incomplete."""
+import sys
+
+import numpy as np
+
+from pyimagesearch import outputs
+from pyimagesearch.errors import OutputsMissing
+
+
+def write_run_outputs(paths, result, report_text, model, phases, script):
+    """Every output of a finished run (`result` as the JSON holds it); OutputsMissing after the
+    others are written if some could not be."""
+    with phases("writing"):
+        written_json = _attempt(paths["json"], lambda: outputs.write_json(paths["json"], result),
+                                script)
+        missing = [] if written_json else [paths["json"]]
+        for path, write in ((paths["report"], lambda: outputs.write_text(paths["report"],
+                                                                          report_text)),
+                            (paths["plot"], lambda: _plot_history(paths["plot"], result)),
+                            (paths["calibration"],
+                             lambda: _plot_calibration(paths["calibration"], result)),
+                            (paths["model"], lambda: outputs.save_model(paths["model"], model))):
+            if not _attempt(path, write, script):
+                missing.append(path)
+    result.update(phases=phases.as_json(), wall_seconds=phases.total(), outputs_missing=missing)
+    if written_json:  # again, now with the time the writing took
+        _attempt(paths["json"], lambda: outputs.write_json(paths["json"], result), script)
+    if missing:
+        raise OutputsMissing(f"{len(missing)} output(s) could not be written: "
+                             f"{', '.join(missing)}")
+
+
+def write_diverged_outputs(paths, result):
+    """A diverged run's partial results: its JSON (history up to the divergence) and plot."""
+    outputs.write_json(paths["json"], result)
+    _plot_history(paths["plot"], result)
+
+
+def _attempt(path, write, script):
+    """True if `write()` wrote `path`; else one line on stderr naming it and the cause."""
+    try:
+        write()
+        return True
+    except OSError as error:
+        print(f"{script}: error: cannot write {path}: {error.strerror or error}",
+              file=sys.stderr, flush=True)
+        return False
+
+
+def _title(result):
+    return (f"{result['method']}: smoothing {result['args']['smoothing']}, "
+            f"{result['recipe']['model']}, {len(result['history']['loss'])} epochs"
+            + (" (DIVERGED)" if result.get("diverged") else ""))
+
+
+def _plot_history(path, result):
+    outputs.plot_history(path, result["history"], _title(result))
+
+
+def _plot_calibration(path, result):
+    bins = result["reliability_bins"]
+    counts = np.asarray(bins["count"], dtype=int)
+    confidences = np.repeat(np.nan_to_num(np.asarray(bins["mean_confidence"], float)), counts)
+    outputs.plot_calibration(path, (bins["count"], bins["mean_confidence"], bins["accuracy"]),
+                             confidences, result["test_metrics"]["ece"], _title(result))
