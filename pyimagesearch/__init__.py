@@ -10,6 +10,7 @@ Each import points down this list:
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
   processes    several processes as one job (JAX): shards, a local copy of the weights
   callbacks    validation, divergence stop, resumable history, backup, lookahead, time estimate
+  figures      every figure, drawn from a run's JSON (python -m pyimagesearch.figures RUN.json)
   augment, resnet, optimizer, schedule, whitening, calibration, cifar10, outputs, smoothing,
   comparison, penultimate, errors
 Nothing heavy is imported here.
