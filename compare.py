@@ -4,13 +4,13 @@
 
 Prints Markdown tables of the runs and of mean ± std per (regime, method, smoothing, epochs), on
 one view and with test-time augmentation; saves them as `<plot stem>.md`; draws validation-accuracy
-curves and reliability diagrams.
+curves and reliability diagrams, coloured by smoothing factor, one line style per seed.
 """
 import argparse
 import os
 import sys
 
-from pyimagesearch import comparison
+from pyimagesearch import comparison, figures
 from pyimagesearch.outputs import write_text
 
 
@@ -28,7 +28,7 @@ def main(argv=None):
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
     write_text(os.path.splitext(args.plot)[0] + ".md", text)
-    comparison.plot_comparison(args.plot, runs)
+    figures.plot_comparison(args.plot, runs)
     return 0
 
 

@@ -3,7 +3,7 @@ projected onto the plane through those classes' templates, one column per run; t
 (among the first 5,000, which every run of the study trained on) above, test images below.
 
     python experiments/penultimate_projection.py runs/study/long/loss_s0_seed42.keras \\
-        runs/study/long/loss_s0.1_seed42.keras --dataset /tmp/cifar10/cifar-10-python.tar.gz \\
+        runs/study/long/loss_s0.1_seed42.keras --dataset cifar-10-python.tar.gz \\
         --classes airplane automobile bird --plot results/study/penultimate.png
 
 Each column's title is its run's recipe and smoothing factor, from the JSON beside the model.
@@ -16,12 +16,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pyimagesearch import penultimate  # noqa: E402
+from pyimagesearch import figures, penultimate  # noqa: E402
 from pyimagesearch.cifar10 import CLASS_NAMES, load_cifar10  # noqa: E402
-from pyimagesearch.outputs import save_figure  # noqa: E402
 
 
 TRAINED_ON_BY_EVERY_RUN = 5000  # the first training images: in the training split of both regimes
@@ -50,28 +48,22 @@ def main(argv=None):
                                      args.per_class)),
             ("test images", pick(data.test_images, data.test_labels, class_ids,
                                  args.per_class)))
-    figure, axes = plt.subplots(len(rows), len(args.models),
-                                figsize=(4.5 * len(args.models), 4.5 * len(rows)), squeeze=False)
-    for column, path in enumerate(args.models):
+    panels = [[] for _ in rows]
+    for path in args.models:
         model = keras.saving.load_model(path)
         title = os.path.basename(path)
         json_path = os.path.splitext(path)[0] + ".json"
         if os.path.exists(json_path):
             with open(json_path, encoding="utf-8") as handle:
                 run = json.load(handle)
-            title = f"{run['args']['recipe']}, smoothing {run['args']['smoothing']}"
+            title = f"recipe {run['args']['recipe']}, α = {run['args']['smoothing']:g}"
         for row, (row_name, (images, labels)) in enumerate(rows):
             activations, templates = penultimate.penultimate_activations(model, images)
             points = penultimate.project_onto_template_plane(activations, templates[class_ids])
-            axis = axes[row, column]
-            for class_id, name in zip(class_ids, args.classes):
-                mine = labels == class_id
-                axis.scatter(points[mine, 0], points[mine, 1], s=4, alpha=0.5, label=name)
-            axis.set_title(f"{title}\n{row_name}", fontsize=10)
-            axis.set_aspect("equal", adjustable="datalim")
-            axis.legend(markerscale=3, fontsize=8)
-    figure.suptitle("penultimate activations on the plane of three class templates")
-    save_figure(figure, args.plot)
+            positions = np.array([class_ids.index(label) for label in labels])  # in args.classes
+            panels[row].append({"title": f"{title}\n{row_name}", "points": points,
+                                "labels": positions})
+    figures.plot_penultimate(args.plot, panels, args.classes)
     print(f"wrote {args.plot}")
     return 0
 

@@ -1,9 +1,9 @@
-"""The 5-epoch probes that chose the default recipe's settings (README.md, "How the recipe was
-chosen"). Each probe is the default `fast` recipe with a few entries changed, trained with
-Method 2 (smoothing 0.1) for 5 epochs, one after another; then the test accuracy of each saved
+"""The 5-epoch probes that chose the default recipe's settings (docs/recipe.md). Each probe is
+the default `fast` recipe with a few entries changed, trained with Method 2 (smoothing 0.1) for
+5 epochs, one after another; then the test accuracy of each saved
 model under every test-time augmentation is printed and saved as `<out>/probes.md`.
 
-    python experiments/recipe_probes.py /tmp/cifar10/cifar-10-python.tar.gz runs/probes [flags]
+    python experiments/recipe_probes.py cifar-10-python.tar.gz runs/probes [flags]
 
 Extra flags go to every run (e.g. `--train-size 500 --test-size 100` for a smoke test).
 """

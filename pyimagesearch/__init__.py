@@ -5,6 +5,7 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   config       RunConfig: every setting of a run, resolved and checked once; Method
   training     one run: data -> model -> fit -> evaluate -> outputs
   writing      what a finished run writes, results first, each output on its own
+  figures      every figure, drawn from a run's JSON (python -m pyimagesearch.figures RUN.json)
   comparison   tables of finished runs (compare.py)
   placement    where a run executes: devices, processes, shards, which process writes
   processes    several processes as one job (JAX): shards, a local copy of the weights

@@ -1,6 +1,6 @@
 """Compare finished runs from their `<plot stem>.json` files: per-run tables and mean ± std per
-(regime, method, smoothing, epochs) group, on one view and with test-time augmentation, and a
-figure of validation curves and reliability diagrams."""
+(regime, method, smoothing, epochs) group, on one view and with test-time augmentation (the
+figure of the same runs is figures.plot_comparison)."""
 import json
 import os
 
@@ -141,29 +141,3 @@ def report(runs):
                          f"## Mean ± std over seeds, {title}",
                          markdown_table(aggregate(rows), SUMMARY_COLUMNS)]
     return "\n\n".join(sections) + "\n"
-
-
-def plot_comparison(path, runs):
-    """Validation accuracy per epoch (left) and test reliability diagrams (right), one line a run."""
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    from pyimagesearch.outputs import plot_reliability, save_figure
-
-    figure, (curve_axis, reliability_axis) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for run in runs:
-        label = (f"{run['method']} α={run['args']['smoothing']} seed {run['args']['seed']}")
-        accuracy = [value for value in run["history"].get("val_accuracy") or [] if value is not None]
-        if accuracy:
-            curve_axis.plot(np.arange(1, len(accuracy) + 1), accuracy, label=label)
-        bins = run["reliability_bins"]
-        plot_reliability(reliability_axis, (bins["count"], bins["mean_confidence"],
-                                            bins["accuracy"]), label=label)
-    curve_axis.set_xlabel("epoch")
-    curve_axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    curve_axis.set_ylabel("validation accuracy (hard labels)")
-    curve_axis.grid(alpha=0.3)
-    curve_axis.legend(fontsize=7)
-    reliability_axis.set_title("test reliability (15 bins)")
-    reliability_axis.legend(fontsize=7)
-    save_figure(figure, path)

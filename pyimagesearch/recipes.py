@@ -1,12 +1,12 @@
 """Recipes: every training hyperparameter in one place; a command-line flag overrides its entry."""
 
 RECIPES = {
-    # The default, tuned for a 2-core CPU after Keller Jordan's airbench (2024); README.md gives
-    # its measured time and accuracy. lr, decay and the shift learning-rate scale were chosen by
-    # 5-epoch probes at an earlier commit (results/previous/f96ae48/probes/).
+    # The default, tuned for a 2-core CPU after Keller Jordan's airbench (2024); docs/recipe.md
+    # gives its measured time and accuracy. lr, decay and the shift learning-rate scale were
+    # chosen by 5-epoch probes at an earlier commit (results/previous/f96ae48/probes/).
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
-        epochs=14,              # short: a 2-core CPU's budget (README: 35 min on a Zen 4),
+        epochs=14,              # short: a 2-core CPU's budget (time: docs/recipe.md),
                                 # not convergence
         batch_size=512,         # few steps, high lr; 5.0x the images/s of batch 64 on an
                                 # H100, about the same on a 2-core Zen 4 (results/)
@@ -50,7 +50,7 @@ RECIPES = {
         bn_shift_lr_scale=1.0,
     ),
 }
-# The label-smoothing study's long regime (README "What label smoothing does here"): the fast
+# The label-smoothing study's long regime (docs/study.md): the fast
 # network and optimizer without what keeps them from fitting their training images closely -- no
 # augmentation, no lookahead averaging -- and more epochs. With few images (--train-size) its
 # unsmoothed baseline is over-confident, the regime of Mueller, Kornblith & Hinton (2019).

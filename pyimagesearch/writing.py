@@ -4,9 +4,7 @@ written (a full disk, a folder in the way) is named in one line and the others a
 written; then `OutputsMissing` says the run is incomplete."""
 import sys
 
-import numpy as np
-
-from pyimagesearch import outputs
+from pyimagesearch import figures, outputs
 from pyimagesearch.errors import OutputsMissing
 
 
@@ -19,9 +17,9 @@ def write_run_outputs(paths, result, report_text, model, phases, script):
         missing = [] if written_json else [paths["json"]]
         for path, write in ((paths["report"], lambda: outputs.write_text(paths["report"],
                                                                           report_text)),
-                            (paths["plot"], lambda: _plot_history(paths["plot"], result)),
+                            (paths["plot"], lambda: figures.plot_history(paths["plot"], result)),
                             (paths["calibration"],
-                             lambda: _plot_calibration(paths["calibration"], result)),
+                             lambda: figures.plot_calibration(paths["calibration"], result)),
                             (paths["model"], lambda: outputs.save_model(paths["model"], model))):
             if not _attempt(path, write, script):
                 missing.append(path)
@@ -36,7 +34,7 @@ def write_run_outputs(paths, result, report_text, model, phases, script):
 def write_diverged_outputs(paths, result):
     """A diverged run's partial results: its JSON (history up to the divergence) and plot."""
     outputs.write_json(paths["json"], result)
-    _plot_history(paths["plot"], result)
+    figures.plot_history(paths["plot"], result)
 
 
 def _attempt(path, write, script):
@@ -48,21 +46,3 @@ def _attempt(path, write, script):
         print(f"{script}: error: cannot write {path}: {error.strerror or error}",
               file=sys.stderr, flush=True)
         return False
-
-
-def _title(result):
-    return (f"{result['method']}: smoothing {result['args']['smoothing']}, "
-            f"{result['recipe']['model']}, {len(result['history']['loss'])} epochs"
-            + (" (DIVERGED)" if result.get("diverged") else ""))
-
-
-def _plot_history(path, result):
-    outputs.plot_history(path, result["history"], _title(result))
-
-
-def _plot_calibration(path, result):
-    bins = result["reliability_bins"]
-    counts = np.asarray(bins["count"], dtype=int)
-    confidences = np.repeat(np.nan_to_num(np.asarray(bins["mean_confidence"], float)), counts)
-    outputs.plot_calibration(path, (bins["count"], bins["mean_confidence"], bins["accuracy"]),
-                             confidences, result["test_metrics"]["ece"], _title(result))
