@@ -26,14 +26,14 @@ def process_alive(pid):
 
 
 class OutputLock:
-    """`with OutputLock("runs/loss.lock") as lock:` holds the lock for the block (`lock.note` as
-    `acquire` returns it). `acquire` returns None, or a one-line note to print when a stale lock
-    was taken over, and raises RunLocked when another run holds it; `release` removes the file
+    """`with OutputLock("runs/loss.lock") as lock:` holds the lock for the block. `acquire` returns
+    None, or a one-line note to print when a stale lock was taken over (kept as `note`), and
+    raises RunLocked when another run holds it; `release` removes the file
     only if it is still this process's lock. `command` is recorded to name this run to others."""
 
     def __init__(self, path, command=None):
         self.path, self.command = path, command
-        self.held = False
+        self.held, self.note = False, None
 
     def _ours(self):
         return {"pid": os.getpid(), "host": socket.gethostname()}
@@ -111,6 +111,7 @@ class OutputLock:
         note = None
         for _ in range(3):
             if self._create():
+                self.note = note
                 return note
             raw, holder = self._read()
             if raw is None:  # released between our try and the read
@@ -132,7 +133,7 @@ class OutputLock:
             os.remove(self.path)
 
     def __enter__(self):
-        self.note = self.acquire()
+        self.acquire()
         return self
 
     def __exit__(self, *exc_info):

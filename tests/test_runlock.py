@@ -54,6 +54,7 @@ def test_stale_lock_of_an_exited_process_is_taken_over_with_a_note(tmp_path):
     note = lock.acquire()
     assert note == (f"took over the stale lock {path} of process {pid} on "
                     f"{socket.gethostname()}, which is gone")
+    assert lock.note == note
     assert json.loads(path.read_text())["pid"] == os.getpid()
     lock.release()
     assert os.listdir(tmp_path) == []  # nothing moved aside is left behind
