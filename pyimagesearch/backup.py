@@ -1,0 +1,164 @@
+"""The resume backup of a run: after each epoch, the weights (the optimizer's state with them)
+and the history so far, in a folder of its own, written so that a kill at any instant leaves the
+last complete backup readable. Keras' BackupAndRestore rewrites one weights file in place, so a
+kill while it writes leaves a truncated file that the next run cannot load.
+
+The folder holds `epoch_<NNNN>.weights.h5` and `state.json`, which names it:
+{"config": the run's settings, "epoch": completed epochs, "weights": file name, "history": [...]}.
+Each save writes the new weights under a temporary name and renames them into place, then
+replaces state.json, and only then deletes older weights: state.json always names a whole file.
+"""
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+
+import h5py
+import keras
+
+from pyimagesearch import hardware
+from pyimagesearch.errors import BackupDamaged
+from pyimagesearch.outputs import write_json
+
+STATE_FILE = "state.json"
+STATE_KEYS = ("config", "epoch", "weights", "history")
+# what a save writes: weights files, and the temporaries of a save that was killed
+_SAVED = re.compile(r"(epoch_\d+\.weights\.h5|\.epoch_\d+\..+\.weights\.h5|\.state\.json\..+)")
+
+
+def _damaged(folder, fault):
+    return BackupDamaged(f"{folder}: the backup cannot be resumed: {fault}; delete {folder} "
+                         "to start afresh")
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(":")
+
+
+def read_state(folder):
+    """The state of the backup in `folder`, or None if there is none. Raises BackupDamaged (one
+    line naming the folder) if it cannot be resumed; never changes the folder."""
+    path = os.path.join(folder, STATE_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except ValueError:  # UnicodeDecodeError is one too
+        raise _damaged(folder, f"{STATE_FILE} is not JSON") from None
+    except OSError as error:
+        raise _damaged(folder, f"{STATE_FILE} cannot be read ({error.strerror})") from None
+    if not isinstance(state, dict):
+        raise _damaged(folder, f"{STATE_FILE} is not a JSON object")
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise _damaged(folder, f"{STATE_FILE} lacks {', '.join(missing)}")
+    epoch, weights, history = state["epoch"], state["weights"], state["history"]
+    if not isinstance(epoch, int) or epoch < 1:
+        raise _damaged(folder, f"{STATE_FILE} has epoch {epoch!r}, not a count of epochs")
+    if not isinstance(history, list) or len(history) < epoch:
+        raise _damaged(folder, f"{STATE_FILE} lacks the history of its {epoch} epochs")
+    if not isinstance(weights, str) or os.path.basename(weights) != weights or not weights:
+        raise _damaged(folder, f"{STATE_FILE} names no weights file in the folder")
+    weights_path = os.path.join(folder, weights)
+    if not os.path.isfile(weights_path):
+        raise _damaged(folder, f"{STATE_FILE} names {weights}, which is missing")
+    try:  # cheap: HDF5 checks the file's recorded length on opening, so a truncation shows
+        with h5py.File(weights_path, "r"):
+            pass
+    except OSError as error:
+        raise _damaged(folder, f"{weights} is damaged ({_first_line(error)})") from None
+    return state
+
+
+def saved_run_config(folder):
+    """The settings of the interrupted run backed up in `folder`, or None if there is none."""
+    state = read_state(folder)
+    return None if state is None else state["config"]
+
+
+def saved_epochs(folder):
+    """How many epochs the interrupted run backed up in `folder` completed; -1 if there is none."""
+    state = read_state(folder)
+    return -1 if state is None else state["epoch"]
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Backs up the weights, the optimizer's state and the history after each epoch, restores
+    them when training begins (the run continues at the next epoch) and deletes the folder when
+    training ends, a finished run leaving no backup (a run killed or interrupted never ends
+    training). `history` holds one {metric: value, "seconds": epoch time} dict per epoch, the
+    restored ones included. Every process of a job restores; only the one that `writes` (the
+    chief) saves and deletes.
+
+    It has no per-batch methods, so Keras may run the batch-end callbacks of others without
+    waiting for the device at each step; `async_safe` says the same to Keras."""
+
+    async_safe = True
+
+    def __init__(self, folder, run_config, writes=True):
+        super().__init__()
+        self.folder, self.run_config, self.writes = folder, run_config, writes
+        self.history = []
+
+    def on_train_begin(self, logs=None):
+        state = read_state(self.folder)
+        if state is None:
+            self.history = []
+            return
+        if not self.model.built:
+            raise ValueError("the model must be built before a backup can be restored into it")
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)  # so that its state is loaded too
+        try:
+            with warnings.catch_warnings():
+                # Keras only warns when the saved optimizer state does not fit the optimizer,
+                # and goes on without it (fresh momentum and step count): make that an error
+                warnings.filterwarnings("error", "Skipping variable loading", UserWarning)
+                self.model.load_weights(os.path.join(self.folder, state["weights"]))
+        except (OSError, ValueError, UserWarning) as error:
+            raise _damaged(self.folder, f"{state['weights']} cannot be loaded into this model "
+                                        f"({_first_line(error)})") from None
+        self.model._initial_epoch = state["epoch"]  # how Keras' fit is told where to start
+        self.history = state["history"][:state["epoch"]]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {key: float(value) for key, value in (logs or {}).items()}
+        record["seconds"] = time.perf_counter() - self.epoch_started
+        self.history.append(record)
+        if self.writes:
+            # Saving builds a throwaway optimizer; under a multi-process distribution creating a
+            # variable is a collective step that the processes not saving would never join.
+            with hardware.no_distribution():
+                self._save(epoch + 1)
+
+    def _save(self, epochs_done):
+        os.makedirs(self.folder, exist_ok=True)
+        weights = f"epoch_{epochs_done:04d}.weights.h5"
+        # Keras wants the name to end in .weights.h5; the leading dot marks it temporary
+        handle, temporary = tempfile.mkstemp(prefix=f".epoch_{epochs_done:04d}.",
+                                             suffix=".weights.h5", dir=self.folder)
+        os.close(handle)
+        try:
+            self.model.save_weights(temporary, overwrite=True)
+            os.replace(temporary, os.path.join(self.folder, weights))
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        write_json(os.path.join(self.folder, STATE_FILE),
+                   {"config": self.run_config, "epoch": epochs_done, "weights": weights,
+                    "history": self.history})
+        for name in os.listdir(self.folder):  # now unneeded: older weights, killed saves' files
+            if name != weights and _SAVED.fullmatch(name):
+                os.remove(os.path.join(self.folder, name))
+
+    def on_train_end(self, logs=None):
+        if self.writes and os.path.isdir(self.folder):
+            shutil.rmtree(self.folder)
