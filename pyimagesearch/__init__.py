@@ -9,7 +9,9 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   comparison   tables of finished runs (compare.py)
   placement    where a run executes: devices, processes, shards, which process writes
   processes    several processes as one job (JAX): shards, a local copy of the weights
-  callbacks    validation, divergence stop, resumable history, backup, lookahead, CSV log
+  callbacks    validation, divergence stop, lookahead, CSV log, time estimate
+  backup       the per-epoch backup a kill cannot break, holding the history
+  runlock      one run per set of outputs: a lock file beside them
   evaluation   test metrics, classification report, temperature scaling
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
   batches      each epoch's order of the training images, in whole batches

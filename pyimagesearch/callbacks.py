@@ -1,14 +1,13 @@
-"""Keras callbacks of the training core: divergence stop, hard-label validation, a history that
-survives interruption, lookahead and a time estimate. Their order in `model.fit` matters (see
-`training_callbacks`).
+"""Keras callbacks of the training core: divergence stop, hard-label validation, lookahead, the
+history as CSV and a time estimate, with the per-epoch backup of backup.py. Their order in
+`model.fit` matters (see `training_callbacks`).
 
-None of them reads a tensor back to the host every batch: on a GPU that would stall the device
-after each step. The divergence check and validation run once per epoch; lookahead counts steps
-in Python and updates its weights on the device.
+None of them reads a tensor back to the host every batch, nor hooks a batch's end: Keras then
+dispatches batch ends asynchronously (where the backend allows) and the host queues steps ahead
+of the device. The divergence check and validation run once per epoch; lookahead counts steps
+in Python and updates its weights on the device, from a batch's beginning.
 """
-import json
 import math
-import os
 import sys
 import time
 
@@ -16,11 +15,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from pyimagesearch import calibration, hardware
+from pyimagesearch import backup, calibration, hardware
 from pyimagesearch.errors import UsageError
-from pyimagesearch.outputs import write_json, write_text
-
-HISTORY_FILE = "history.json"
+from pyimagesearch.outputs import write_text
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -142,35 +139,6 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(slow)
 
 
-class ResumableHistory(keras.callbacks.Callback):
-    """The per-epoch history, kept in the backup folder so that a resumed run's history has every
-    epoch exactly once. It must run before BackupAndRestore saves, so it never lags the weights.
-    Only the process that `writes` (the chief, when there are several) saves it."""
-
-    def __init__(self, backup_folder, run_config, writes=True):
-        super().__init__()
-        self.path = os.path.join(backup_folder, HISTORY_FILE)
-        self.run_config, self.writes = run_config, writes
-        self.history = []  # one {metric: value} dict per epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.perf_counter()
-        # BackupAndRestore resumed at `epoch`: take the history of the epochs before it, dropping
-        # one recorded after the last backup (a kill between this callback and the backup).
-        if epoch > 0 and not self.history and os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as handle:
-                self.history = json.load(handle)["history"][:epoch]
-
-    def on_epoch_end(self, epoch, logs=None):
-        record = {key: float(value) for key, value in (logs or {}).items()}
-        record["seconds"] = time.perf_counter() - self.epoch_started  # training + validation
-        self.history.append(record)
-        if not self.writes:
-            return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        write_json(self.path, {"config": self.run_config, "history": self.history})
-
-
 def remaining_seconds(epoch_seconds, epochs_left):
     """Seconds left, from the epochs timed so far. The first epoch of a run includes compilation
     and warm-up, so once there is a second one it is left out."""
@@ -199,51 +167,6 @@ class TimeEstimate(keras.callbacks.Callback):
         print(f"epoch {epoch + 1}/{self.epochs} took {self.epoch_seconds[-1]:.0f} s; "
               f"training ends in about {left / 60:.1f} min (around {finish})",
               file=self.stream or sys.stdout, flush=True)
-
-
-class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore (a backup each epoch, deleted when training ends) for a job of one
-    or several processes: every process restores from the backup, only the chief (`writes`)
-    saves and deletes it. It saves outside the distribution: Keras builds a throwaway optimizer
-    while saving, and creating a variable under a multi-process distribution is a collective
-    step that the other processes, not saving, would never join."""
-
-    # it saves once an epoch: its batch-end hook returns at once, so Keras may dispatch it
-    # asynchronously
-    async_safe = True
-
-    def __init__(self, backup_folder, writes=True):
-        super().__init__(backup_folder, delete_checkpoint=True)
-        self.writes = writes
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.writes:
-            with hardware.no_distribution():
-                super().on_epoch_end(epoch, logs)
-
-    def on_train_end(self, logs=None):
-        if self.writes:
-            super().on_train_end(logs)
-
-
-def _saved_history(backup_folder):
-    path = os.path.join(backup_folder, HISTORY_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def saved_run_config(backup_folder):
-    """The settings of an interrupted run in `backup_folder`, or None if there is none."""
-    saved = _saved_history(backup_folder)
-    return None if saved is None else saved.get("config")
-
-
-def saved_epochs(backup_folder):
-    """How many epochs the interrupted run in `backup_folder` recorded; -1 if there is none."""
-    saved = _saved_history(backup_folder)
-    return -1 if saved is None else len(saved["history"])
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -284,33 +207,33 @@ def tensorboard_callback(log_dir):
 
 def check_backup_matches(backup_folder, identity):
     """How many epochs the interrupted run in `backup_folder` completed (-1: none). A backup
-    made with other settings must not be resumed silently: UsageError naming what differs."""
-    saved_config = saved_run_config(backup_folder)
+    made with other settings must not be resumed silently: UsageError naming what differs;
+    a damaged one is BackupDamaged."""
+    saved_config = backup.saved_run_config(backup_folder)
     if saved_config is not None and saved_config != identity:
         changed = sorted(key for key in set(saved_config) | set(identity)
                          if saved_config.get(key) != identity.get(key))
         raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
                          f"({', '.join(changed)}); rerun that command to resume it, or delete "
                          "the folder to start afresh")
-    return saved_epochs(backup_folder)
+    return backup.saved_epochs(backup_folder)
 
 
 def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
                        predict_batch_size, writes=True, tensorboard=None):
-    """(callbacks for model.fit, the divergence guard, the history). The guard comes first, so that
-    nothing runs on diverged weights; lookahead before validation, so that an epoch's last sync
-    is in the weights validation sees; validation before the history, so its val_* metrics are
-    in the logs the history records and Keras' progress bar prints. `predictor` validates (see
+    """(callbacks for model.fit, the divergence guard, the backup, which holds the history). The
+    guard comes first, so that nothing runs on diverged weights; lookahead before validation, so
+    that an epoch's last sync is in the weights validation sees; validation before the backup,
+    so its val_* metrics are in the history it records and in what Keras' progress bar prints. `predictor` validates (see
     HardLabelValidation); only the process that `writes` saves the backup, the CSV and the
     time estimate. None of these callbacks hooks a batch's end, so Keras dispatches those
     asynchronously wherever the backend allows."""
     guard = DivergenceGuard()
-    history = ResumableHistory(paths["backup"], identity, writes=writes)
+    history = backup.EpochBackup(paths["backup"], identity, writes=writes)
     fit_callbacks = [guard]
     if recipe["lookahead"]:
         fit_callbacks.append(Lookahead(steps_per_epoch * recipe["epochs"], steps_per_epoch))
-    fit_callbacks += [HardLabelValidation(predictor, *val, guard, predict_batch_size), history,
-                      ChiefBackupAndRestore(paths["backup"], writes=writes)]
+    fit_callbacks += [HardLabelValidation(predictor, *val, guard, predict_batch_size), history]
     if writes:
         fit_callbacks += [HistoryCSV(paths["history_csv"], history),
                           TimeEstimate(recipe["epochs"])]

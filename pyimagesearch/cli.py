@@ -121,6 +121,16 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _backed_up(backup_folder):
+    """Whether `backup_folder` holds an epoch to resume from."""
+    from pyimagesearch import backup  # loaded already: the run had started
+
+    try:
+        return backup.saved_epochs(backup_folder) > 0
+    except RunError:
+        return False
+
+
 def main(method, argv=None):
     """Entry point of both scripts: returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -151,7 +161,7 @@ def main(method, argv=None):
         what = "terminated" if isinstance(stop, Terminated) else "interrupted"
         print(f"\n{prog}: {what}. "
               + (f"Progress up to the last completed epoch is saved in {backup}; run the same "
-                 "command again to resume." if backup and os.path.isdir(backup) else
+                 "command again to resume." if backup and _backed_up(backup) else
                  "No epoch had completed, nothing to resume."), file=sys.stderr)
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     print(summary_line(result), flush=True)

@@ -21,6 +21,7 @@ from pyimagesearch.evaluation import PREDICT_BATCH_SIZE, evaluate
 from pyimagesearch.model import build_models, channel_stats, compile_model, normalize
 from pyimagesearch.phases import Phases
 from pyimagesearch.placement import Placement
+from pyimagesearch.runlock import OutputLock
 
 WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened stem (airbench)
 
@@ -31,7 +32,11 @@ def run(method, config):
     phases, compiles = Phases(), hardware.CompileCounter()
     hardware.use_compile_cache(config.compile_cache)
     paths = config.paths
-    with contextlib.nullcontext():  # TODO lock
+    # one run per set of outputs: taken before a backup is read or anything written
+    with OutputLock(paths["lock"], config.command) if config.writes else contextlib.nullcontext() \
+            as lock:
+        if lock is not None and lock.note:
+            print(lock.note, file=sys.stderr, flush=True)
         epochs_done = callbacks.check_backup_matches(paths["backup"], config.identity())
         placement = Placement.start(config)
         placement.check_resume(paths["backup"], epochs_done)

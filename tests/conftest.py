@@ -36,8 +36,8 @@ def tiny_argv(dataset, plot, *extra):
 
 
 def wait_for_backed_up_epochs(backup, count, process, timeout=600):
-    """Poll until Keras' BackupAndRestore has saved `count` epochs."""
-    metadata = os.path.join(backup, "training_metadata.json")
+    """Poll until the run's backup (backup.EpochBackup) has saved `count` epochs."""
+    metadata = os.path.join(backup, "state.json")
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
         try:

@@ -116,7 +116,7 @@ def test_two_processes_train_resume_and_agree(tiny_cifar, tmp_path):
     for process, _ in jobs:
         process.send_signal(signal.SIGKILL)
     finish(jobs)
-    saved = json.loads((backup / "history.json").read_text())["history"]
+    saved = json.loads((backup / "state.json").read_text())["history"]
 
     results = finish(start_job(argv))  # the same command resumes, on another port
     for returncode, output in results:

@@ -121,7 +121,7 @@ def test_interrupted_run_resumes_with_a_complete_history(stop_signal, tiny_cifar
     if stop_signal == signal.SIGINT:
         assert process.returncode == 130, err[-3000:]
         assert "interrupted" in err and "run the same command again to resume" in err, err
-    saved = json.loads((backup / "history.json").read_text())["history"]
+    saved = json.loads((backup / "state.json").read_text())["history"]
     assert len(saved) >= 2 and not plot.exists(), err[-3000:]
 
     process = start(argv)
@@ -141,8 +141,12 @@ def test_interrupted_run_resumes_with_a_complete_history(stop_signal, tiny_cifar
 def test_resume_refuses_a_backup_from_different_settings(tiny_cifar, tmp_path, capsys):
     backup = tmp_path / "run_backup"
     backup.mkdir()
-    (backup / "history.json").write_text(json.dumps(
-        {"config": {"method": "func", "smoothing": 0.3}, "history": [{"loss": 1.0}]}))
+    import h5py
+
+    h5py.File(backup / "epoch_0001.weights.h5", "w").close()
+    (backup / "state.json").write_text(json.dumps(
+        {"config": {"method": "func", "smoothing": 0.3}, "epoch": 1,
+         "weights": "epoch_0001.weights.h5", "history": [{"loss": 1.0}]}))
     argv = tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "2")
     assert label_smoothing_func.main(argv) == 2
     err = capsys.readouterr().err
