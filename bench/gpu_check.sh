@@ -12,7 +12,8 @@
 # under JAX (the first also filling JAX's persistent compilation cache), the loss command under
 # PyTorch, the loss command through Keras' distribution on the one GPU (--data-parallel on: the
 # several-device code path), the loss command again under JAX with the cache warm and 5 steps
-# per execution, and the throughput benchmark under JAX. It writes each run's JSON, the
+# per execution, and the throughput benchmark under JAX. STEPS=tutorial runs the 2019 tutorial's
+# recipe in full (70 epochs, Method 2, JAX), which no default step does. It writes each run's JSON, the
 # benchmark's output and summary.md to $OUT. Device time is scarce: a step that would start
 # after BUDGET_S seconds (default 420) is skipped, so that the summary is always written, and
 # STEPS="torch_loss throughput" (say) runs only the steps it names.
@@ -65,6 +66,9 @@ train() {  # name backend script [flags]
   train torch_loss torch label_smoothing_loss.py
   train jax_loss_data_parallel_on jax label_smoothing_loss.py --data-parallel on
   train jax_loss_warm_cache_spe5 jax label_smoothing_loss.py --steps-per-execution 5
+  if [ -n "${STEPS:-}" ]; then
+    RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-540} train tutorial jax label_smoothing_loss.py --recipe tutorial
+  fi
   if should_run throughput; then
     KERAS_BACKEND=jax timeout 180 python3 bench/throughput.py --seconds "$bench_seconds" \
       --images "$bench_images" > "$OUT/throughput_jax.txt" 2>&1 || true
@@ -74,8 +78,8 @@ train() {  # name backend script [flags]
 python3 - "$OUT" > "$OUT/summary.md" <<'PY'
 import glob, json, os, statistics, sys
 print("| run | backend | device | precision | test acc. (TTA) | one view | first epoch s "
-      "| steady epoch s | end to end s |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| steady epoch s | end to end s | programs compiled (from cache) | phases s |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     run = json.load(open(path))
     seconds = run["history"]["seconds"]
@@ -83,7 +87,10 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     print(f"| {os.path.basename(path)[:-5]} | {run['backend']} | {run['device']} | "
           f"{run['precision']} | {run['test_accuracy']:.2%} | "
           f"{one_view:.2%} | {seconds[0]:.1f} | {statistics.median(seconds[1:]):.2f} | "
-          f"{run['wall_seconds']:.1f} |")
+          f"{run['wall_seconds']:.1f} | "
+          + (f"{run['compiles']['programs']} ({run['compiles']['from_cache']})"
+             if run.get("compiles") else "–")
+          + " | " + ", ".join(f"{k} {v:.1f}" for k, v in run.get("phases", {}).items()) + " |")
 PY
 cat "$OUT/summary.md" "$OUT/throughput_jax.txt" 2>/dev/null || true
 echo "total ${SECONDS} s"

@@ -21,7 +21,12 @@ def whole_batches(num_examples, batch_size):
 
 class ShuffledBatches(keras.utils.PyDataset):
     """(images, targets) batches of `batch_size` in the order `epoch_order` gives, starting at
-    `first_epoch` (a resumed run's). Keras calls `on_epoch_end` after each epoch."""
+    `first_epoch` (a resumed run's); `fit` must not shuffle them (shuffle=False).
+
+    The epoch is counted from the requests themselves: a request for batch 0 right after one for
+    the last batch starts the next epoch. Keras' `on_epoch_end` cannot say it: under TensorFlow
+    the next epoch's batches are prefetched before it is called, and a couple are read ahead of
+    training to learn the batches' shapes."""
 
     def __init__(self, images, targets, batch_size, seed, first_epoch=0):
         super().__init__()
@@ -29,16 +34,16 @@ class ShuffledBatches(keras.utils.PyDataset):
             raise ValueError(f"{len(images)} training images make no whole batch of "
                              f"{batch_size}")
         self.images, self.targets, self.batch_size, self.seed = images, targets, batch_size, seed
-        self.epoch = first_epoch
+        self.epoch, self.last_index = first_epoch, None
         self.order = epoch_order(len(images), seed, first_epoch)
 
     def __len__(self):
         return whole_batches(len(self.images), self.batch_size)
 
     def __getitem__(self, index):
+        if index == 0 and self.last_index == len(self) - 1:
+            self.epoch += 1
+            self.order = epoch_order(len(self.images), self.seed, self.epoch)
+        self.last_index = index
         chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         return self.images[chosen], self.targets[chosen]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = epoch_order(len(self.images), self.seed, self.epoch)

@@ -17,6 +17,7 @@ from keras import ops
 
 from pyimagesearch import backup, calibration, hardware
 from pyimagesearch.errors import UsageError
+from pyimagesearch.evaluation import predict_padded
 from pyimagesearch.outputs import write_text
 
 
@@ -50,8 +51,7 @@ class HardLabelValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or len(self.labels) == 0 or self.guard.diverged_in_epoch is not None:
             return
-        logits = self.predictor.predict(self.images, batch_size=self.batch_size,
-                                        verbose=0).astype(np.float64)
+        logits = predict_padded(self.predictor, self.images, self.batch_size).astype(np.float64)
         logs["val_loss"] = calibration.negative_log_likelihood(logits, self.labels)
         logs["val_accuracy"] = float((logits.argmax(axis=1) == self.labels).mean())
 

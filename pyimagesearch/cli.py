@@ -5,6 +5,7 @@ Parsing and every check that needs only the arguments come before Keras or a bac
 imported, so `--help` and usage errors are immediate and print nothing else.
 """
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -76,9 +77,13 @@ def build_parser(method):
     add("--steps-per-execution", type=int, default=1,
         help="training steps per call into the backend; more saves host round trips on a GPU "
              "(default: %(default)s)")
+    add("--jit-compile", choices=tuple(run_config.JIT_COMPILE_MODES), default="auto",
+        help="compile the training step with XLA: auto (the default) is Keras' choice, XLA "
+             "under JAX and on a TensorFlow GPU, plain TensorFlow graphs on a CPU")
     add("--compile-cache", default=run_config.default_compile_cache(),
         help="JAX only: folder of the persistent compilation cache, so that a second run "
-             "compiles nothing big; 'off' for none (default: %(default)s)")
+             "compiles nothing big; 'off' for none (default: $JAX_COMPILATION_CACHE_DIR or "
+             "%(default)s)")
     add("--tensorboard", metavar="DIR",
         help="also log each epoch for TensorBoard in DIR (Keras' TensorBoard callback)")
     add("--debug", action="store_true", help="show tracebacks for errors")
@@ -121,6 +126,27 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+@contextlib.contextmanager
+def _quiet_backend_start():
+    """TensorFlow's C++ start-up lines (oneDNN, CUDA probing, a cuInit error on every machine
+    without a GPU) are noise to a user, unless they set TF_CPP_MIN_LOG_LEVEL themselves. Some
+    are written before TensorFlow reads its log level, so the process's stderr is closed to them
+    while the backend loads; Python's own errors are raised after it is restored."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _backed_up(backup_folder):
     """Whether `backup_folder` holds an epoch to resume from."""
     from pyimagesearch import backup  # loaded already: the run had started
@@ -138,9 +164,8 @@ def main(method, argv=None):
     config = None
     try:
         config = parse_config(method, argv)
-        # TensorFlow's C++ start-up lines (oneDNN, CUDA probing) are noise, unless asked for
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from pyimagesearch.training import run  # Keras and the backend load here
+        with _quiet_backend_start():
+            from pyimagesearch.training import run  # Keras and the backend load here
 
         previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
         try:

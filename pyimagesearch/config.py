@@ -17,6 +17,7 @@ from pyimagesearch.recipes import FLAG_OVERRIDES, RECIPES
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DATA_PARALLEL_MODES = ("auto", "on", "off")
+JIT_COMPILE_MODES = {"auto": "auto", "on": True, "off": False}  # flag -> Keras' jit_compile
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 # Settings that do not change what a run computes: a run resumed with other values of these is
 # still the same run (the backup's identity leaves them out).
@@ -38,7 +39,8 @@ class Method:
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Every setting a run uses. `recipe` is the named recipe with the flags' overrides applied
-    (read-only); the other fields are the flags as given or defaulted."""
+    (read-only); the other fields are the flags as given or defaulted (`jit_compile` as Keras
+    takes it: "auto", True or False)."""
 
     method: str
     smoothing: float
@@ -56,6 +58,7 @@ class RunConfig:
     process_id: int
     coordinator: str | None
     steps_per_execution: int
+    jit_compile: str
     compile_cache: str | None
     tensorboard: str | None
     debug: bool
@@ -100,7 +103,10 @@ class RunConfig:
 
 
 def default_compile_cache():
-    """The per-user folder for JAX's compiled programs, following XDG_CACHE_HOME."""
+    """The folder for JAX's compiled programs: JAX's own $JAX_COMPILATION_CACHE_DIR if set, else
+    a per-user one, following XDG_CACHE_HOME."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(root, "label-smoothing-keras", "jax")
 
@@ -118,6 +124,7 @@ def resolve(method, flags, argv):
         precision=flags.precision, data_parallel=flags.data_parallel,
         num_processes=flags.num_processes, process_id=flags.process_id,
         coordinator=flags.coordinator, steps_per_execution=flags.steps_per_execution,
+        jit_compile=JIT_COMPILE_MODES[flags.jit_compile],
         compile_cache=None if flags.compile_cache == "off" else flags.compile_cache,
         tensorboard=flags.tensorboard, debug=flags.debug, argv=tuple(argv))
     check(config)

@@ -8,9 +8,25 @@ from pyimagesearch.augment import TTA_VIEWS, TestTimeAugmented
 from pyimagesearch.cifar10 import CLASS_NAMES, NUM_CLASSES
 
 
-# One batch size for every prediction (validation each epoch, the test and validation sets at
-# the end): each batch shape is a program to compile under JAX and XLA.
+# The largest batch to predict in. A run predicts every set (validation each epoch, the test and
+# validation sets at the end) in one batch size, padding the last batch: each batch shape is a
+# program to compile under JAX and XLA.
 PREDICT_BATCH_SIZE = 500
+
+
+def prediction_batch_size(*set_sizes):
+    """The one batch size a run predicts in: PREDICT_BATCH_SIZE, or the largest set if smaller."""
+    return max(1, min(PREDICT_BATCH_SIZE, max(set_sizes, default=1)))
+
+
+def predict_padded(model, images, batch_size):
+    """`model.predict` in batches of exactly `batch_size`, the last one padded with copies of
+    the first image and its padding dropped from the result: one input shape, one program."""
+    padding = -len(images) % batch_size
+    if padding:
+        images = np.concatenate([images, np.repeat(images[:1], padding, axis=0)])
+    predictions = model.predict(images, batch_size=batch_size, verbose=0)
+    return predictions[:len(predictions) - padding]
 
 
 def with_views(model, tta):
@@ -47,19 +63,18 @@ def _bins_json(probabilities, labels):
             "accuracy": accuracy.tolist()}
 
 
-def evaluate(model, test, val, tta):
+def evaluate(model, test, val, tta, batch_size=PREDICT_BATCH_SIZE):
     """(results for the JSON, classification report text): test metrics on hard labels with the
     views of `tta`, before and after temperature scaling fitted on `val`; the same on one view
     when `tta` has several, taken from the same pass (the first view is the image itself); the
     report as a dict, and the reliability bins before and after scaling. `test` and `val` are
-    (images, labels)."""
+    (images, labels), predicted in batches of `batch_size`."""
     (test_images, test_labels), (val_images, val_labels) = test, val
     # one pass of every view over each set; val and test share its compiled predict
     predictor = TestTimeAugmented(model, tta, per_view=True)
-    test_views = predictor.predict(test_images, batch_size=PREDICT_BATCH_SIZE,
-                                   verbose=0).astype(np.float64)
-    val_views = (predictor.predict(val_images, batch_size=PREDICT_BATCH_SIZE,
-                                   verbose=0).astype(np.float64) if len(val_labels) else None)
+    test_views = predict_padded(predictor, test_images, batch_size).astype(np.float64)
+    val_views = (predict_padded(predictor, val_images, batch_size).astype(np.float64)
+                 if len(val_labels) else None)
     test_logits = average_views(test_views, tta)
     val_logits = None if val_views is None else average_views(val_views, tta)
     metrics, temperature, scaled = scaled_metrics(test_logits, test_labels, val_logits,

@@ -65,9 +65,12 @@ def build_models(recipe, mean, std, stem_kernel=None, seed=None):
     return training, inference
 
 
-def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1):
+def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1,
+                  jit_compile="auto"):
     """Compile `model` with the recipe's SGD on its learning-rate schedule. `steps_per_execution`
-    > 1 runs that many steps per call into the backend (fewer host round trips on a GPU)."""
+    > 1 runs that many steps per call into the backend (fewer host round trips on a GPU).
+    `jit_compile`: Keras' own choice ("auto": XLA under JAX and on a TensorFlow GPU, plain graphs
+    on a TensorFlow CPU, eager under PyTorch), or True / False."""
     total_steps = steps_per_epoch * recipe["epochs"]
     schedule = learning_rate_schedule(recipe["schedule"], recipe["lr"], total_steps,
                                       warmup_steps=round(total_steps * recipe["warmup_fraction"]))
@@ -77,5 +80,5 @@ def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1):
                                   shift_lr_scale=recipe["bn_shift_lr_scale"])
     optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution)
+                  steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     return model

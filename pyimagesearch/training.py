@@ -17,7 +17,7 @@ from pyimagesearch import callbacks, hardware, whitening, writing
 from pyimagesearch.batches import ShuffledBatches, whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
-from pyimagesearch.evaluation import PREDICT_BATCH_SIZE, evaluate
+from pyimagesearch.evaluation import evaluate, prediction_batch_size
 from pyimagesearch.model import build_models, channel_stats, compile_model, normalize
 from pyimagesearch.phases import Phases
 from pyimagesearch.placement import Placement
@@ -60,11 +60,12 @@ def run(method, config):
                   f"({method.summary}), smoothing {config.smoothing}, recipe "
                   f"{config.recipe_name}, {config.recipe['epochs']} epochs", flush=True)
             predictor = placement.predictor(inference_model)
+            predict_batch_size = prediction_batch_size(len(val[1]), len(test[1]))
             fit_callbacks, guard, history = callbacks.training_callbacks(
                 predictor, val, paths, config.identity(), config.recipe, len(batches),
-                PREDICT_BATCH_SIZE, writes=placement.writes, tensorboard=config.tensorboard)
+                predict_batch_size, writes=placement.writes, tensorboard=config.tensorboard)
             with phases("fit"):
-                training_model.fit(batches, epochs=config.recipe["epochs"],
+                training_model.fit(batches, epochs=config.recipe["epochs"], shuffle=False,
                                    callbacks=fit_callbacks, verbose=_verbosity(placement))
         inference_model = placement.finish(training_model, inference_model, predictor)
         phases.split_fit(history.history[max(epochs_done, 0):])
@@ -75,7 +76,8 @@ def run(method, config):
             _report_divergence(placement, paths, result, phases, compiles,
                                guard.diverged_in_epoch)
         with phases("evaluation"):
-            evaluation, report_text = evaluate(inference_model, test, val, config.recipe["tta"])
+            evaluation, report_text = evaluate(inference_model, test, val, config.recipe["tta"],
+                                               predict_batch_size)
         result.update(evaluation)
         result.update(phases=phases.as_json(), wall_seconds=phases.total(),
                       compiles=compiles.as_json())
@@ -105,7 +107,8 @@ def _build(method, config, placement, train, first_epoch):
             normalize(train_images[:WHITENING_IMAGES], mean, std))
     batches = ShuffledBatches(shard_images, targets, batch_size, config.seed, first_epoch)
     training_model, inference_model = build_models(recipe, mean, std, stem_kernel, config.seed)
-    compile_model(training_model, recipe, loss, len(batches), config.steps_per_execution)
+    compile_model(training_model, recipe, loss, len(batches), config.steps_per_execution,
+                  config.jit_compile)
     placement.prepare(training_model)
     return batches, training_model, inference_model
 

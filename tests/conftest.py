@@ -3,6 +3,7 @@ import json
 import os
 import pickle
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# JAX's compilation cache goes to a folder of the test session's, not the user's cache
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="label-smoothing-tests-cache-")
 
 
 def write_cifar_folder(root, images_per_batch=40, seed=0):

@@ -151,3 +151,64 @@ def test_resume_refuses_a_backup_from_different_settings(tiny_cifar, tmp_path, c
     assert label_smoothing_func.main(argv) == 2
     err = capsys.readouterr().err
     assert "holds an interrupted run with different settings" in err and "smoothing" in err
+
+
+def test_a_second_run_on_the_same_outputs_is_refused_and_the_first_finishes(tiny_cifar,
+                                                                            tmp_path, capsys):
+    plot = tmp_path / "run.png"
+    argv = tiny_argv(tiny_cifar, plot, "--epochs", "3")
+    first = start(argv)
+    wait_for_backed_up_epochs(str(tmp_path / "run_backup"), 1, first)
+    assert label_smoothing_func.main(argv) == 2  # the same command, again, while it trains
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "run.lock") in err
+    assert f"process {first.pid}" in err, err
+    out, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err[-3000:]
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert result["epochs_completed"] == 3  # trained alone, not resumed by the second run
+    assert "Epoch 1/3" in out and not (tmp_path / "run.lock").exists()
+
+
+def test_an_output_that_cannot_be_written_costs_only_itself(tiny_cifar, tmp_path, capsys):
+    (tmp_path / "run.keras").mkdir()  # a folder where the model would go
+    argv = tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "1")
+    assert label_smoothing_func.main(argv) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert f"cannot write {tmp_path / 'run.keras'}" in lines[0]
+    assert "1 output(s) could not be written" in lines[1]
+    result = json.loads((tmp_path / "run.json").read_text())  # the results are all there
+    assert result["test_metrics"]["accuracy"] is not None
+    assert result["outputs_missing"] == [str(tmp_path / "run.keras")]
+    for name in ("run.png", "run_report.txt", "run_calibration.png", "run_history.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_a_damaged_backup_is_one_line_and_left_alone(tiny_cifar, tmp_path, capsys):
+    backup = tmp_path / "run_backup"
+    backup.mkdir()
+    (backup / "epoch_0001.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    (backup / "state.json").write_text(json.dumps(
+        {"config": {}, "epoch": 1, "weights": "epoch_0001.weights.h5", "history": [{}]}))
+    before = sorted((path.name, path.read_bytes()) for path in backup.iterdir())
+    argv = tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "2")
+    assert label_smoothing_func.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"delete {backup} to start afresh" in err, err
+    assert sorted((path.name, path.read_bytes()) for path in backup.iterdir()) == before
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_sigterm_stops_like_ctrl_c(tiny_cifar, tmp_path):
+    argv = tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "30")
+    process = start(argv)
+    wait_for_backed_up_epochs(str(tmp_path / "run_backup"), 1, process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 143, err[-3000:]
+    assert "terminated" in err and "run the same command again to resume" in err, err
+    assert "Traceback" not in err
+    assert json.loads((tmp_path / "run_backup" / "state.json").read_text())["epoch"] >= 1
+    assert not (tmp_path / "run.lock").exists()

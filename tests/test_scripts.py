@@ -1,5 +1,6 @@
 """Both scripts end to end through main(argv) on a tiny dataset the tests write; the saved model
 re-scored in a fresh Python that has Keras but not this package."""
+import csv
 import json
 import os
 import subprocess
@@ -33,13 +34,17 @@ def logits(images):
 def flip_mean(images):
     return (logits(images) + logits(images[:, :, ::-1])) / 2
 
-images = arrays["test_images"]
-padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], "reflect")
-up_left, down_right = padded[:, :-2, :-2], padded[:, 2:, 2:]
-test = {"none": lambda: logits(images), "flip": lambda: flip_mean(images),
-        "flip_translate": lambda: flip_mean(images) / 2
-                          + (flip_mean(up_left) + flip_mean(down_right)) / 4}[tta]()
-print(json.dumps({"test_logits": test.tolist(), "val_logits": logits(arrays["val_images"]).tolist()}))
+def with_views(images):
+    padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], "reflect")
+    up_left, down_right = padded[:, :-2, :-2], padded[:, 2:, 2:]
+    return {"none": lambda: logits(images), "flip": lambda: flip_mean(images),
+            "flip_translate": lambda: flip_mean(images) / 2
+                              + (flip_mean(up_left) + flip_mean(down_right)) / 4}[tta]()
+
+val_images = arrays["val_images"]
+print(json.dumps({"test_logits": with_views(arrays["test_images"]).tolist(),
+                  "val_logits": with_views(val_images).tolist(),
+                  "val_logits_one_view": logits(val_images).tolist()}))
 """
 
 
@@ -51,7 +56,8 @@ def rescore_in_fresh_python(model_path, test_images, val_images, tta, folder):
                                cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    return np.array(result["test_logits"]), np.array(result["val_logits"])
+    return (np.array(result["test_logits"]), np.array(result["val_logits"]),
+            np.array(result["val_logits_one_view"]))
 
 
 @pytest.mark.parametrize("script", [label_smoothing_func, label_smoothing_loss])
@@ -82,13 +88,30 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
                               "val_images": 40, "test_images": 30}
     assert 0 < sum(result["history"]["seconds"]) < result["wall_seconds"]
     assert result["precision"] == "float32"
+    # where the time went: every phase, adding up to the run's wall time
+    assert list(result["phases"]) == ["load", "build", "fit_setup", "first_epoch",
+                                      "later_epochs", "evaluation", "writing", "other"]
+    assert result["phases"]["first_epoch"] == pytest.approx(result["history"]["seconds"][0],
+                                                            abs=1e-3)
+    assert sum(result["phases"].values()) == pytest.approx(result["wall_seconds"], rel=0.01)
+    # the live log: one row per epoch, the history's numbers
+    with open(folder / "run_history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["val_loss"]) for row in rows] == \
+        pytest.approx(result["history"]["val_loss"])
+    if keras.backend.backend() == "jax":  # one training program, one per kind of prediction
+        by_name = result["compiles"]["by_name"]
+        assert sum(n for name, n in by_name.items() if "train_step" in name) == 1
+        assert sum(n for name, n in by_name.items() if "predict_step" in name) == 2
+    else:
+        assert result["compiles"] is None
 
     # The saved model, in a fresh Python without this package, on raw uint8 images with test-time
     # views made in numpy, gives the reported test metrics and the fitted temperature's effect.
     data = load_cifar10(tiny_cifar)
     test_images, test_labels = data.test_images[:30], data.test_labels[:30]
     val_images, val_labels = data.train_images[120:160], data.train_labels[120:160]
-    test_logits, val_logits = rescore_in_fresh_python(
+    test_logits, val_logits, val_logits_one_view = rescore_in_fresh_python(
         folder / "run.keras", test_images, val_images, result["recipe"]["tta"], tmp_path)
     predictions = test_logits.argmax(axis=1)
     assert result["test_accuracy"] == pytest.approx((predictions == test_labels).mean())
@@ -96,8 +119,12 @@ def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     log_probabilities = test_logits - np.log(np.exp(test_logits).sum(axis=1, keepdims=True))
     assert metrics["nll"] == pytest.approx(-log_probabilities[np.arange(30), test_labels].mean(),
                                            rel=1e-4)
+    # the temperature is fitted on the validation logits with the recipe's views; the one-view
+    # metrics' temperature on one view's
     assert result["temperature"] == pytest.approx(
         calibration.fit_temperature(val_logits, val_labels), rel=1e-3)
+    assert result["one_view"]["temperature"] == pytest.approx(
+        calibration.fit_temperature(val_logits_one_view, val_labels), rel=1e-3)
     assert result["one_view"]["test_metrics"]["accuracy"] is not None
     # the report counts each class's test images
     report = result["classification_report"]
@@ -118,7 +145,7 @@ def test_tutorial_recipe_builds_the_book_resnet(tiny_cifar, tmp_path, capsys):
     result = json.loads((tmp_path / "tutorial.json").read_text())
     data = load_cifar10(tiny_cifar)
     val_images, val_labels = data.train_images[128:144], data.train_labels[128:144]
-    _, val_logits = rescore_in_fresh_python(tmp_path / "tutorial.keras", data.test_images[:20],
+    _, val_logits, _ = rescore_in_fresh_python(tmp_path / "tutorial.keras", data.test_images[:20],
                                             val_images, "none", tmp_path)
     log_probabilities = val_logits - np.log(np.exp(val_logits).sum(axis=1, keepdims=True))
     assert result["history"]["val_loss"][0] == pytest.approx(

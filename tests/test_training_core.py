@@ -1,0 +1,184 @@
+"""The pieces that keep a run at the device's speed: whole training batches in an order a resume
+repeats, callbacks Keras may dispatch asynchronously, one prediction batch size and one pass for
+six views and one; and what the run reports of itself (phases, the history CSV)."""
+import csv
+import io
+
+import keras
+import numpy as np
+import pytest
+
+from pyimagesearch import augment, callbacks, evaluation, phases
+from pyimagesearch.batches import ShuffledBatches, epoch_order
+from pyimagesearch.recipes import RECIPES
+
+pytestmark = pytest.mark.backend
+
+
+class RecordingBatches(ShuffledBatches):
+    """ShuffledBatches that records which examples each batch it serves holds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.served = []  # (epoch, example indices of the batch)
+
+    def __getitem__(self, index):
+        images, targets = super().__getitem__(index)
+        self.served.append((self.epoch, images[:, 0].astype(int).tolist()))
+        return images, targets
+
+
+def test_every_epoch_trains_whole_batches_in_its_own_order_also_after_a_resume():
+    count, batch_size, seed = 11, 3, 7
+    images = np.arange(count, dtype=np.float32)[:, None]  # each example holds its own index
+    targets = np.zeros((count, 1), np.float32)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    batches = RecordingBatches(images, targets, batch_size, seed)
+    assert len(batches) == 3  # 11 = 3 * 3 + 2: the partial batch is dropped
+    model.fit(batches, epochs=3, shuffle=False, verbose=0)
+    served = [(epoch, indices) for epoch, indices in batches.served if len(indices)]
+    for epoch in range(3):
+        order = epoch_order(count, seed, epoch)
+        expected = [order[i:i + batch_size].tolist() for i in range(0, 9, batch_size)]
+        assert [indices for e, indices in served if e == epoch][-3:] == expected
+    assert epoch_order(count, seed, 0).tolist() != epoch_order(count, seed, 1).tolist()
+    assert sorted(epoch_order(count, seed, 2)) == list(range(count))
+
+    # a run resumed at epoch 2 trains epoch 2 in the order the uninterrupted run did
+    resumed = RecordingBatches(images, targets, batch_size, seed, first_epoch=2)
+    assert resumed[0][0][:, 0].astype(int).tolist() == epoch_order(count, seed, 2)[:3].tolist()
+    with pytest.raises(ValueError, match="make no whole batch"):
+        ShuffledBatches(images[:2], targets[:2], batch_size, seed)
+
+
+def default_run_callbacks(tmp_path, recipe):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    paths = {"backup": str(tmp_path / "backup"), "history_csv": str(tmp_path / "h.csv")}
+    val = (np.zeros((4, 4), np.float32), np.zeros(4, int))
+    fit_callbacks, _, _ = callbacks.training_callbacks(model, val, paths, {"seed": 1}, recipe,
+                                                       steps_per_epoch=10,
+                                                       predict_batch_size=4)
+    return model, fit_callbacks
+
+
+def hooks_batch_end(callback):
+    return not (keras.src.utils.python_utils.is_default(callback.on_train_batch_end)
+                and keras.src.utils.python_utils.is_default(callback.on_batch_end))
+
+
+@pytest.mark.parametrize("recipe", ["fast", "tutorial"])
+def test_training_callbacks_let_keras_dispatch_batch_ends_asynchronously(recipe, tmp_path):
+    model, fit_callbacks = default_run_callbacks(tmp_path, RECIPES[recipe])
+    assert any(isinstance(c, callbacks.Lookahead) for c in fit_callbacks) \
+        == RECIPES[recipe]["lookahead"]
+    assert [type(c).__name__ for c in fit_callbacks if hooks_batch_end(c)
+            and not getattr(c, "async_safe", False)] == []
+    callback_list = keras.callbacks.CallbackList(fit_callbacks, model=model)
+    # TensorFlow's backend is not thread safe, so Keras never dispatches asynchronously there
+    assert callback_list._async_train is keras.src.backend.IS_THREAD_SAFE
+
+
+def test_the_dispatch_check_sees_a_per_step_hook(tmp_path):
+    class PerStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    model, fit_callbacks = default_run_callbacks(tmp_path, RECIPES["fast"])
+    assert hooks_batch_end(PerStep()) and not hooks_batch_end(fit_callbacks[0])
+    callback_list = keras.callbacks.CallbackList(fit_callbacks + [PerStep()], model=model)
+    assert callback_list._async_train is False
+
+
+def tiny_image_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    images = keras.Input((32, 32, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(images)
+    x = keras.layers.Conv2D(4, 3, padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    return keras.Model(images, keras.layers.Dense(10)(x))
+
+
+def test_one_view_metrics_come_from_the_six_view_pass():
+    model = tiny_image_model()
+    rng = np.random.default_rng(3)
+    test = (rng.integers(0, 256, (23, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 23))
+    val = (rng.integers(0, 256, (17, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 17))
+    results, _ = evaluation.evaluate(model, test, val, "flip_translate", batch_size=8)
+    # against separate predictions: one view alone, and the six views averaged by Keras
+    one_view = evaluation.scaled_metrics(
+        evaluation.predict_logits(model, test[0]), test[1],
+        evaluation.predict_logits(model, val[0]), val[1])
+    assert results["one_view"]["test_metrics"]["nll"] == pytest.approx(one_view[0]["nll"],
+                                                                       rel=1e-5)
+    assert results["one_view"]["temperature"] == pytest.approx(one_view[1], rel=1e-3)
+    six = evaluation.predict_logits(model, test[0], "flip_translate")
+    assert results["test_metrics"]["nll"] == pytest.approx(
+        evaluation.scaled_metrics(six, test[1], six[:0], val[1][:0])[0]["nll"], rel=1e-5)
+    bins = results["reliability_bins_temperature_scaled"]
+    assert sum(bins["count"]) == 23 and bins != results["reliability_bins"]
+
+
+def test_predictions_come_in_one_batch_shape():
+    shapes = []
+
+    class Recording(keras.Model):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def call(self, images):
+            shapes.append(tuple(images.shape))
+            return self.inner(images)
+
+    model = tiny_image_model()
+    images = np.random.default_rng(0).integers(0, 256, (21, 32, 32, 3), dtype=np.uint8)
+    padded = evaluation.predict_padded(model, images, 8)
+    np.testing.assert_allclose(padded, model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    assert padded.shape == (21, 10)
+    recording = Recording(model)
+    evaluation.predict_padded(recording, images, 8)
+    assert {shape[0] for shape in shapes if shape[0] is not None} == {8}
+    assert evaluation.prediction_batch_size(5000, 10000) == evaluation.PREDICT_BATCH_SIZE
+    assert evaluation.prediction_batch_size(40, 30) == 40
+    assert evaluation.prediction_batch_size(0, 30) == 30
+
+
+def test_tta_per_view_logits_average_to_the_tta_logits():
+    model = tiny_image_model()
+    images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    per_view = augment.TestTimeAugmented(model, "flip_translate", per_view=True).predict(
+        images, verbose=0)
+    assert per_view.shape == (5, 6, 10)
+    np.testing.assert_allclose(per_view[:, 0], model.predict(images, verbose=0), rtol=1e-5,
+                               atol=1e-6)  # the first view is the image itself
+    np.testing.assert_allclose(evaluation.average_views(per_view.astype(np.float64),
+                                                        "flip_translate"),
+                               evaluation.predict_logits(model, images, "flip_translate"),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_phases_split_the_fit_into_setup_first_and_later_epochs():
+    timer = phases.Phases()
+    with timer("load"):
+        pass
+    timer.seconds.update(load=1.5, build=2.0, fit=10.0, evaluation=3.0)
+    timer.split_fit([{"seconds": 2.0}, {"seconds": 3.0}, {"seconds": 4.0}])
+    reported = timer.as_json()
+    assert list(reported) == ["load", "build", "fit_setup", "first_epoch", "later_epochs",
+                              "evaluation", "other"]
+    assert (reported["fit_setup"], reported["first_epoch"], reported["later_epochs"]) == \
+        (1.0, 2.0, 7.0)
+    assert phases.summary({"load": 1.4, "first_epoch": 20.6}) == "load 1 s, first epoch 21 s"
+
+
+def test_history_csv_has_one_row_per_epoch_and_every_column():
+    text = callbacks.history_csv([{"loss": 2.5, "accuracy": 0.25, "seconds": 3.0},
+                                  {"loss": 1.5, "accuracy": 0.5, "val_loss": 1.75,
+                                   "seconds": 2.0}])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "seconds", "val_loss"]
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert float(rows[1]["val_loss"]) == 1.75 and rows[0]["val_loss"] == ""
+    assert float(rows[0]["loss"]) == 2.5
