@@ -112,6 +112,10 @@ def main(argv=None):
         for index, (name, options) in enumerate(runs):
             counted = count(REPO_ROOT, dataset, work, f"new{index}", run_args, **options)
             print(describe(name, counted), flush=True)
+            if options["cache"] != "off":
+                files = [os.path.join(cache, entry) for entry in os.listdir(cache)]
+                print(f"  cache folder: {len(files)} files, "
+                      f"{sum(map(os.path.getsize, files)) / 2 ** 20:.1f} MiB", flush=True)
             if index == 0:
                 largest = sorted(counted["programs"].items(), key=lambda item: -item[1])[:8]
                 print("  most compiled: " + ", ".join(f"{fun} x{n}" for fun, n in largest))

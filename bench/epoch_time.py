@@ -1,7 +1,9 @@
 """Seconds per training epoch of this checkout against an earlier commit, on the same machine in
 one sitting: the check that a change made no one's training slower.
 
-    python bench/epoch_time.py --baseline f96ae48 --dataset /tmp/cifar10/cifar-10-python.tar.gz
+    python bench/epoch_time.py --baseline f96ae48 --dataset cifar-10-python.tar.gz
+    python bench/epoch_time.py --baseline HEAD --new-args "--jit-compile on" \
+        --old-args "--jit-compile off" --dataset cifar-10-python.tar.gz   # one flag against another
 
 Both commits' `label_smoothing_loss.py` run the same command (default recipe; a training subset
 so a pair takes minutes) in turn, new then old, `--pairs` times, so that drift in the machine's
@@ -49,8 +51,11 @@ def main(argv=None):
     parser.add_argument("--pairs", type=int, default=3, help="new/old runs, alternating")
     parser.add_argument("--run-args", default="--train-size 10000 --test-size 1000 --epochs 3",
                         help="arguments for every run, beside --dataset and --plot")
+    parser.add_argument("--new-args", default="", help="more arguments for this checkout's runs")
+    parser.add_argument("--old-args", default="", help="more arguments for the baseline's runs")
     args = parser.parse_args(argv)
-    extra = args.run_args.split()
+    extra = {"new": args.run_args.split() + args.new_args.split(),
+             "old": args.run_args.split() + args.old_args.split()}
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
                           capture_output=True, text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as work:
@@ -60,14 +65,14 @@ def main(argv=None):
         try:
             print(f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}"
                   f" | CPU: {cpu_model()} x {os.cpu_count()} cores | new: {head} (this "
-                  f"checkout) | old: {args.baseline} | runs: label_smoothing_loss.py "
-                  f"{args.run_args}", flush=True)
+                  f"checkout) {args.new_args} | old: {args.baseline} {args.old_args} | runs: "
+                  f"label_smoothing_loss.py {args.run_args}", flush=True)
             epochs = {"new": [], "old": []}
             for pair in range(args.pairs):
                 for name, checkout in (("new", REPO_ROOT), ("old", old_checkout)):
                     seconds, wall, precision = run_once(
                         checkout, os.path.abspath(args.dataset),
-                        os.path.join(work, f"{name}{pair}.json"), extra)
+                        os.path.join(work, f"{name}{pair}.json"), extra[name])
                     epochs[name].extend(seconds)
                     print(f"pair {pair + 1} {name}: steady epochs "
                           f"{', '.join(f'{value:.1f}' for value in seconds)} s | run "

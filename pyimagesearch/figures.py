@@ -332,12 +332,12 @@ def redraw(json_path):
     JSON; return the paths written."""
     with open(json_path, encoding="utf-8") as handle:
         result = json.load(handle)
-    paths = outputs.output_paths(os.path.splitext(json_path)[0] + ".png")
-    plot_history(paths["plot"], result)
-    written = [paths["plot"]]
+    stem = os.path.splitext(json_path)[0]
+    written = [f"{stem}.png"]
+    plot_history(written[0], result)
     if "reliability_bins" in result:  # a diverged run has no test metrics
-        plot_calibration(paths["calibration"], result)
-        written.append(paths["calibration"])
+        written.append(f"{stem}_calibration.png")
+        plot_calibration(written[1], result)
     return written
 
 
