@@ -85,7 +85,8 @@ def build_parser(method):
              "compiles nothing big; 'off' for none (default: $JAX_COMPILATION_CACHE_DIR or "
              "%(default)s)")
     add("--tensorboard", metavar="DIR",
-        help="also log each epoch for TensorBoard in DIR (Keras' TensorBoard callback)")
+        help="also log each epoch for TensorBoard in DIR (Keras' TensorBoard callback, which "
+             "hooks every step's end, so Keras then waits for the device after each step)")
     add("--debug", action="store_true", help="show tracebacks for errors")
     return parser
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from pyimagesearch import callbacks, hardware, whitening, writing
-from pyimagesearch.batches import ShuffledBatches, whole_batches
+from pyimagesearch.batches import pad_to_whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
 from pyimagesearch.evaluation import evaluate, prediction_batch_size
@@ -52,8 +52,8 @@ def run(method, config):
               f"{precision}", flush=True)
         with placement.scope():  # build, compile and train on the placement's devices
             with phases("build"):
-                batches, training_model, inference_model = _build(
-                    method, config, placement, train, max(epochs_done, 0))
+                batches, training_model, inference_model = _build(method, config, placement,
+                                                                  train)
             print(f"data: {data.source}: {len(train[1]):,} train / {len(val[1]):,} val / "
                   f"{len(test[1]):,} test images | model: {config.recipe['model']}, "
                   f"{inference_model.count_params():,} params | method: {method.name} "
@@ -62,11 +62,13 @@ def run(method, config):
             predictor = placement.predictor(inference_model)
             predict_batch_size = prediction_batch_size(len(val[1]), len(test[1]))
             fit_callbacks, guard, history = callbacks.training_callbacks(
-                predictor, val, paths, config.identity(), config.recipe, len(batches),
+                predictor, val, paths, config.identity(), config.recipe, batches.steps,
                 predict_batch_size, writes=placement.writes, tensorboard=config.tensorboard)
             with phases("fit"):
-                training_model.fit(batches, epochs=config.recipe["epochs"], shuffle=False,
-                                   callbacks=fit_callbacks, verbose=_verbosity(placement))
+                training_model.fit(batches.images, batches.targets,
+                                   batch_size=batches.batch_size, shuffle=True,
+                                   epochs=config.recipe["epochs"], callbacks=fit_callbacks,
+                                   verbose=_verbosity(placement))
         inference_model = placement.finish(training_model, inference_model, predictor)
         phases.split_fit(history.history[max(epochs_done, 0):])
 
@@ -88,26 +90,27 @@ def run(method, config):
     return result
 
 
-def _build(method, config, placement, train, first_epoch):
-    """(training batches, compiled training model, inference model) for this process."""
+def _build(method, config, placement, train):
+    """(the WholeBatches this process trains on, the compiled training model, the inference
+    model)."""
     recipe = config.recipe
     train_images, train_labels = train
     mean, std = channel_stats(train_images)  # training images only, all of them in every process
     # this process's shard (all of them when it is the only one) and its share of each batch
     shard_images, shard_labels = placement.shard(train_images), placement.shard(train_labels)
     batch_size = placement.shard_batch_size(recipe["batch_size"])
-    if whole_batches(len(shard_images), batch_size) < 1:
+    if len(shard_images) < batch_size:
         raise UsageError(f"--batch-size {recipe['batch_size']}: the {len(train_images):,} "
                          "training images make no whole batch")
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[shard_labels]
     targets, loss = method.prepare(one_hot, config.smoothing)  # the only per-method step
+    batches = pad_to_whole_batches(shard_images, targets, batch_size, config.seed)
     stem_kernel = None
     if recipe["whiten_stem"]:
         stem_kernel = whitening.patch_whitening_kernel(
             normalize(train_images[:WHITENING_IMAGES], mean, std))
-    batches = ShuffledBatches(shard_images, targets, batch_size, config.seed, first_epoch)
     training_model, inference_model = build_models(recipe, mean, std, stem_kernel, config.seed)
-    compile_model(training_model, recipe, loss, len(batches), config.steps_per_execution,
+    compile_model(training_model, recipe, loss, batches.steps, config.steps_per_execution,
                   config.jit_compile)
     placement.prepare(training_model)
     return batches, training_model, inference_model

@@ -136,6 +136,9 @@ def test_interrupted_run_resumes_with_a_complete_history(stop_signal, tiny_cifar
     # the epochs before the interruption are kept as they were, once each
     assert result["history"]["loss"][:resumed_from] == [e["loss"] for e in saved[:resumed_from]]
     assert not backup.exists()  # removed after the clean finish
+    # the live CSV log, rewritten each epoch, also has every epoch once
+    rows = (tmp_path / "run_history.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == list(range(1, 31))
 
 
 def test_resume_refuses_a_backup_from_different_settings(tiny_cifar, tmp_path, capsys):

@@ -160,13 +160,17 @@ def test_tutorial_recipe_builds_the_book_resnet(tiny_cifar, tmp_path, capsys):
 
 
 def test_no_validation_split_means_no_temperature(tiny_cifar, tmp_path):
-    argv = tiny_argv(tiny_cifar, tmp_path / "p.png", "--epochs", "1")
+    """(With TensorBoard logging on, whose event files appear in its folder.)"""
+    argv = tiny_argv(tiny_cifar, tmp_path / "p.png", "--epochs", "1", "--tensorboard",
+                     str(tmp_path / "tb"))
     argv[argv.index("--val-size") + 1] = "0"
     assert label_smoothing_loss.main(argv) == 0
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["data"]["train_images"] == 160 and result["data"]["val_images"] == 0
     assert result["history"]["val_loss"] == [None] and result["temperature"] is None
     assert result["test_metrics_temperature_scaled"] is None
+    events = [name for _, _, names in os.walk(tmp_path / "tb") for name in names]
+    assert any(name.startswith("events.out.tfevents") for name in events), events
 
 
 def test_recipe_flags_override_only_their_entries(tiny_cifar, tmp_path):

@@ -1,5 +1,5 @@
-"""The pieces that keep a run at the device's speed: whole training batches in an order a resume
-repeats, callbacks Keras may dispatch asynchronously, one prediction batch size and one pass for
+"""The pieces that keep a run at the device's speed: whole training batches, callbacks Keras may
+dispatch asynchronously, one prediction batch size and one pass for
 six views and one; and what the run reports of itself (phases, the history CSV)."""
 import csv
 import io
@@ -9,47 +9,30 @@ import numpy as np
 import pytest
 
 from pyimagesearch import augment, callbacks, evaluation, phases
-from pyimagesearch.batches import ShuffledBatches, epoch_order
+from pyimagesearch.batches import pad_to_whole_batches, padding_size
 from pyimagesearch.recipes import RECIPES
 
 pytestmark = pytest.mark.backend
 
 
-class RecordingBatches(ShuffledBatches):
-    """ShuffledBatches that records which examples each batch it serves holds."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.served = []  # (epoch, example indices of the batch)
-
-    def __getitem__(self, index):
-        images, targets = super().__getitem__(index)
-        self.served.append((self.epoch, images[:, 0].astype(int).tolist()))
-        return images, targets
-
-
-def test_every_epoch_trains_whole_batches_in_its_own_order_also_after_a_resume():
-    count, batch_size, seed = 11, 3, 7
-    images = np.arange(count, dtype=np.float32)[:, None]  # each example holds its own index
-    targets = np.zeros((count, 1), np.float32)
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    batches = RecordingBatches(images, targets, batch_size, seed)
-    assert len(batches) == 3  # 11 = 3 * 3 + 2: the partial batch is dropped
-    model.fit(batches, epochs=3, shuffle=False, verbose=0)
-    served = [(epoch, indices) for epoch, indices in batches.served if len(indices)]
-    for epoch in range(3):
-        order = epoch_order(count, seed, epoch)
-        expected = [order[i:i + batch_size].tolist() for i in range(0, 9, batch_size)]
-        assert [indices for e, indices in served if e == epoch][-3:] == expected
-    assert epoch_order(count, seed, 0).tolist() != epoch_order(count, seed, 1).tolist()
-    assert sorted(epoch_order(count, seed, 2)) == list(range(count))
-
-    # a run resumed at epoch 2 trains epoch 2 in the order the uninterrupted run did
-    resumed = RecordingBatches(images, targets, batch_size, seed, first_epoch=2)
-    assert resumed[0][0][:, 0].astype(int).tolist() == epoch_order(count, seed, 2)[:3].tolist()
+def test_the_training_set_is_padded_to_whole_batches_with_copies_of_its_own_images():
+    images = np.arange(1000, 1011)[:, None]  # 11 examples, each holding its own number
+    targets = np.arange(11)[:, None] * 10
+    padded = pad_to_whole_batches(images, targets, 4, seed=3)
+    assert len(padded.images) == 12 and padded.steps == 3 and padded.batch_size == 4
+    np.testing.assert_array_equal(padded.images[:11], images)  # every image, once, in order
+    extra = padded.images[11:, 0] - 1000
+    assert len(set(extra)) == 1 and 0 <= extra[0] < 11
+    np.testing.assert_array_equal(padded.targets[11:, 0], extra * 10)  # its own target
+    # 9 = 4 * 2 + 1 needs 3 copies, all different; a whole number of batches needs none
+    copies = pad_to_whole_batches(images[:9], targets[:9], 4, seed=3).images[9:, 0]
+    assert len(copies) == 3 == len(set(copies))
+    assert len(pad_to_whole_batches(images[:8], targets[:8], 4, seed=3).images) == 8
+    assert pad_to_whole_batches(images, targets, 4, seed=3).images[11:].tolist() == \
+        padded.images[11:].tolist()  # the seed decides
+    assert padding_size(45_000, 512) == 56
     with pytest.raises(ValueError, match="make no whole batch"):
-        ShuffledBatches(images[:2], targets[:2], batch_size, seed)
+        pad_to_whole_batches(images[:3], targets[:3], 4, seed=0)
 
 
 def default_run_callbacks(tmp_path, recipe):
