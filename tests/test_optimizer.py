@@ -75,7 +75,9 @@ def test_a_tiny_model_s_stem_bias_trains_for_its_steps_only():
 
     class RecordBias(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            biases.append(keras.ops.convert_to_numpy(stem.bias).copy())
+            # through model.weights: on JAX that writes the training state into the variables
+            bias = next(weight for weight in self.model.weights if weight.path == "stem/bias")
+            biases.append(keras.ops.convert_to_numpy(bias).copy())
 
     network.fit(images, targets, batch_size=4, epochs=2, shuffle=False, verbose=0,
                 callbacks=[RecordBias()])  # 8 steps
