@@ -80,6 +80,10 @@ def test_every_recipe_has_the_same_entries_and_the_presets_keep_their_behaviour(
     assert [recipes.RECIPES[name]["bn_momentum"] for name in ("fast", "tutorial", "overfit")] \
         == [0.4, 0.9, 0.4]
     assert recipes.DEFAULT_RECIPE == "fast"
+    airbench10, fast = recipes.RECIPES["airbench10"], recipes.RECIPES["fast"]
+    assert {key: value for key, value in airbench10.items() if value != fast[key]} == dict(
+        epochs=10, flip="alternate", stem_bias_epochs=3, bn_momentum=0.6, block="airbench",
+        dirac_init=True)
 
 
 def test_the_compiled_default_has_no_frozen_variable_and_no_flip_counter(compiled):
