@@ -39,7 +39,9 @@ def build_network(recipe, stem_kernel=None):
     if recipe["model"] == "fast_resnet":
         return resnet.build_fast_resnet(num_classes=NUM_CLASSES, stem_kernel=stem_kernel,
                                         bn_momentum=recipe["bn_momentum"],
-                                        bn_scale=recipe["bn_scale"])
+                                        bn_scale=recipe["bn_scale"],
+                                        stem_bias=recipe["stem_bias_epochs"] > 0,
+                                        block=recipe["block"], dirac_init=recipe["dirac_init"])
     if recipe["model"] == "preact_resnet":
         return resnet.build_preact_resnet(num_classes=NUM_CLASSES)
     raise ValueError(f"unknown model '{recipe['model']}'")
@@ -65,6 +67,21 @@ def build_models(recipe, mean, std, stem_kernel=None, seed=None):
     return training, inference
 
 
+def _frozen_after_steps(recipe, steps_per_epoch):
+    """{variable path: steps it trains for}: the stem's bias for its `stem_bias_epochs`."""
+    if not recipe["stem_bias_epochs"]:
+        return None
+    return {"stem/bias": recipe["stem_bias_epochs"] * steps_per_epoch}
+
+
+def _set_epoch_length(model, steps_per_epoch):
+    """Tell `model`'s augmentation layer how many steps an epoch has (for alternating flips);
+    set here, beside the step-based schedule, so both use the same count."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, RandomShiftAndFlip):
+            layer.steps_per_epoch = steps_per_epoch
+
+
 def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1,
                   jit_compile="auto"):
     """Compile `model` with the recipe's SGD on its learning-rate schedule. `steps_per_execution`
@@ -77,7 +94,9 @@ def compile_model(model, recipe, loss, steps_per_epoch, steps_per_execution=1,
     optimizer = BatchNormShiftSGD(learning_rate=schedule, momentum=recipe["momentum"],
                                   nesterov=recipe["nesterov"],
                                   weight_decay=recipe["weight_decay"],
-                                  shift_lr_scale=recipe["bn_shift_lr_scale"])
+                                  shift_lr_scale=recipe["bn_shift_lr_scale"],
+                                  frozen_after_steps=_frozen_after_steps(recipe, steps_per_epoch))
+    _set_epoch_length(model, steps_per_epoch)
     optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution, jit_compile=jit_compile)

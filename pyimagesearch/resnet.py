@@ -54,33 +54,64 @@ def build_preact_resnet(stages=(9, 9, 9), filters=(64, 64, 128, 256), num_classe
     return keras.Model(inputs, outputs, name="preact_resnet")
 
 
-def _conv_bn_gelu(x, filters, bn_momentum, bn_scale, pool=False):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+def dirac_kernel(kernel):
+    """A copy of the Conv2D kernel (kh, kw, in, out) whose first min(in, out) filters are the
+    identity ("Dirac" initialisation, PyTorch's `nn.init.dirac_`): filter i is 1 at the centre
+    tap of input channel i and 0 elsewhere, so it passes channel i through unchanged ("same"
+    padding, odd kernel). The remaining filters keep their values."""
+    kernel = np.array(kernel, copy=True)
+    height, width, in_channels, out_channels = kernel.shape
+    count = min(in_channels, out_channels)
+    kernel[..., :count] = 0
+    kernel[height // 2, width // 2, np.arange(count), np.arange(count)] = 1
+    return kernel
+
+
+def _conv_bn_gelu(x, filters, bn_momentum, bn_scale, pool=False, dirac_init=False):
+    conv = layers.Conv2D(filters, 3, padding="same", use_bias=False)
+    x = conv(x)
+    if dirac_init:  # set after building, so the saved model names only a built-in initialiser
+        conv.kernel.assign(dirac_kernel(keras.ops.convert_to_numpy(conv.kernel)))
     if pool:  # pooling before BN computes BN and GELU on a quarter of the pixels
         x = layers.MaxPooling2D(2)(x)
     return layers.Activation("gelu")(_batch_norm(bn_momentum, bn_scale)(x))
 
 
+BLOCKS = ("residual", "airbench")
+
+
 def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3),
                       logit_scale=1 / 8, stem_kernel=None, bn_momentum=BN_MOMENTUM,
-                      bn_scale=True):
+                      bn_scale=True, stem_bias=False, block="residual", dirac_init=False):
     """A compact residual net after Keller Jordan's airbench and David Page's ResNet-9: a 2x2 stem
     conv, then one block per width, each halving the resolution (31 -> 15 -> 7 -> 3):
-    conv-pool-BN-GELU followed by a residual conv-BN-GELU; then global max-pooling and a linear
-    classifier. Every block costs about the same FLOPs, so it is cheap for its accuracy.
+    conv-pool-BN-GELU followed by a residual conv-BN-GELU (`block="residual"`), or by a plain one
+    (`block="airbench"`, airbench94's conv groups: no residual add); then global max-pooling and a
+    linear classifier. Every block costs about the same FLOPs, so it is cheap for its accuracy.
+    `dirac_init`: the first filters of every block conv start as the identity (`dirac_kernel`),
+    as airbench's; with the plain block, this makes each block's second conv start as the
+    identity, the role the residual add plays otherwise.
     `stem_kernel` (2, 2, channels, 24), e.g. from `whitening.patch_whitening_kernel`, fixes the
-    stem's weights (frozen, zero bias) instead of learning them. airbench's batch norms keep
-    their statistics over fewer steps (`bn_momentum` 0.4 in Keras' convention) and learn no
-    scale (`bn_scale=False`): the next convolution can supply any scale."""
+    stem's weights (frozen kernel, zero bias) instead of learning them; with `stem_bias` its bias
+    stays trainable (the optimizer freezes it later: `optimizer.BatchNormShiftSGD`'s
+    `frozen_after_steps`). airbench's batch norms keep their statistics over fewer steps
+    (`bn_momentum` 0.4 in Keras' convention) and learn no scale (`bn_scale=False`): the next
+    convolution can supply any scale."""
+    if block not in BLOCKS:
+        raise ValueError(f"unknown block '{block}', expected one of {BLOCKS}")
     inputs = keras.Input(input_shape)
     stem = layers.Conv2D(24, 2, padding="valid", name="stem")
     x = layers.Activation("gelu")(stem(inputs))
     if stem_kernel is not None:
         stem.set_weights([stem_kernel, np.zeros(stem_kernel.shape[-1], np.float32)])
-        stem.trainable = False
+        if stem_bias:
+            stem.kernel.trainable = False
+        else:
+            stem.trainable = False
     for width in widths:
-        x = _conv_bn_gelu(x, width, bn_momentum, bn_scale, pool=True)
-        x = layers.Add()([x, _conv_bn_gelu(x, width, bn_momentum, bn_scale)])
+        x = _conv_bn_gelu(x, width, bn_momentum, bn_scale, pool=True, dirac_init=dirac_init)
+        second = _conv_bn_gelu(x, width, bn_momentum, bn_scale, dirac_init=dirac_init)
+        x = layers.Add()([x, second]) if block == "residual" else second
     x = layers.GlobalMaxPooling2D()(x)
     x = layers.Dense(num_classes, use_bias=False, dtype="float32")(x)
     # Max-pooled features are large; airbench scales its logits down (by 1/9) so that a high

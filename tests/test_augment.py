@@ -96,3 +96,87 @@ def test_test_time_views_against_numpy():
     assert not np.allclose(expected["flip"], expected["flip_translate"], atol=1e-2)
     with pytest.raises(ValueError, match="unknown tta"):
         predict_logits(linear, images, "crops")
+
+
+def test_image_parity_and_alternate_flips_against_numpy():
+    images = np.random.default_rng(4).integers(0, 256, (64, 4, 4, 3)).astype(np.uint8)
+    parity = images.astype(np.int64).sum(axis=(1, 2, 3)) % 2
+    assert 0 < parity.sum() < 64  # both parities occur, so the test below can tell them apart
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment.image_parity(images)),
+                                  parity)
+    for epoch in range(4):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(augment.alternate_flips(images, epoch)),
+            parity != epoch % 2)
+
+
+def seen_flipped(image, result):
+    """Whether `result` (max_shift 0) is `image` mirrored (True) or as it is (False)."""
+    if np.array_equal(result, image):
+        return False
+    assert np.array_equal(result, image[:, ::-1]), "neither the image nor its mirror"
+    return True
+
+
+def alternate_layer_epochs(layer, images, batches, epochs):
+    """[epoch][image] flipped? over `epochs` epochs of `batches` batches each (in order)."""
+    seen = []
+    for _ in range(epochs):
+        flipped = []
+        for batch in np.array_split(images, batches):
+            result = keras.ops.convert_to_numpy(layer(batch, training=True))
+            flipped += [seen_flipped(image, out) for image, out in zip(batch, result)]
+        seen.append(np.array(flipped))
+    return seen
+
+
+def test_alternating_flips_show_every_image_both_ways_in_two_consecutive_epochs():
+    images = np.random.default_rng(5).integers(0, 256, (30, 5, 5, 3)).astype(np.uint8)
+    layer = augment.RandomShiftAndFlip(0, flip="alternate", steps_per_epoch=3, seed=0)
+    seen = alternate_layer_epochs(layer, images, 3, 4)  # batches of 10, 3 steps an epoch
+    assert int(keras.ops.convert_to_numpy(layer.steps_taken)) == 12
+    parity = images.astype(np.int64).sum(axis=(1, 2, 3)) % 2
+    for epoch in range(4):
+        np.testing.assert_array_equal(seen[epoch], parity != epoch % 2)
+        assert 0 < seen[epoch].sum() < 30  # some mirrored, not all
+    for first, second in zip(seen, seen[1:]):
+        np.testing.assert_array_equal(first, ~second)  # once each way
+    # not training: the identity, and the epoch counter stays
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images)), images)
+    assert int(keras.ops.convert_to_numpy(layer.steps_taken)) == 12
+
+
+def test_alternating_flips_with_shifts_mirror_the_same_images():
+    images = np.random.default_rng(6).integers(0, 256, (20, 6, 6, 3)).astype(np.uint8)
+    layer = augment.RandomShiftAndFlip(2, flip="alternate", steps_per_epoch=1, seed=1)
+    parity = images.astype(np.int64).sum(axis=(1, 2, 3)) % 2
+    assert 0 < parity.sum() < 20
+    for epoch in range(2):
+        result = keras.ops.convert_to_numpy(layer(images, training=True))
+        for image, out, mirrored in zip(images, result, parity != epoch % 2):
+            flips = {view[2] for view, crop in candidate_views(image, 2)
+                     if np.array_equal(crop, out)}
+            assert flips == {bool(mirrored)}
+
+
+def test_alternating_flips_resume_from_the_saved_step_and_config():
+    images = np.random.default_rng(7).integers(0, 256, (8, 4, 4, 3)).astype(np.uint8)
+    layer = augment.RandomShiftAndFlip(0, flip="alternate", steps_per_epoch=2, seed=0)
+    first_epoch = alternate_layer_epochs(layer, images, 2, 1)[0]  # two steps: epoch 1 next
+    config = layer.get_config()
+    assert config["flip"] == "alternate" and config["steps_per_epoch"] == 2
+    resumed = augment.RandomShiftAndFlip.from_config(config)
+    resumed.set_weights(layer.get_weights())  # as a backup restores the training model
+    np.testing.assert_array_equal(alternate_layer_epochs(resumed, images, 2, 1)[0],
+                                  ~first_epoch)
+    fresh = augment.RandomShiftAndFlip.from_config(config)  # without the weights: epoch 0
+    np.testing.assert_array_equal(alternate_layer_epochs(fresh, images, 2, 1)[0], first_epoch)
+
+
+def test_flip_modes_are_checked():
+    with pytest.raises(ValueError, match="unknown flip"):
+        augment.RandomShiftAndFlip(2, flip="sometimes")
+    layer = augment.RandomShiftAndFlip(2, flip="alternate")
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        layer(np.zeros((2, 4, 4, 3), np.uint8), training=True)
+    assert augment.RandomShiftAndFlip(2, flip=True).steps_taken is None  # no counter needed

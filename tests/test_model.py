@@ -66,3 +66,44 @@ def test_the_inference_model_shares_the_network_and_skips_augmentation(compiled)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(training(images, training=False)),
                                keras.ops.convert_to_numpy(inference(images)), rtol=1e-6)
     assert not any(isinstance(layer, model.RandomShiftAndFlip) for layer in inference.layers)
+
+
+def test_every_recipe_has_the_same_entries_and_the_presets_keep_their_behaviour():
+    keys = set(recipes.RECIPES["fast"])
+    assert all(set(recipe) == keys for recipe in recipes.RECIPES.values())
+    # the airbench entries' defaults: random flips (none in overfit), no stem bias, residual
+    # blocks, Glorot initialisation
+    for name, flip in (("fast", True), ("tutorial", True), ("overfit", False)):
+        recipe = recipes.RECIPES[name]
+        assert (recipe["flip"], recipe["stem_bias_epochs"], recipe["block"],
+                recipe["dirac_init"]) == (flip, 0, "residual", False)
+    assert [recipes.RECIPES[name]["bn_momentum"] for name in ("fast", "tutorial", "overfit")] \
+        == [0.4, 0.9, 0.4]
+    assert recipes.DEFAULT_RECIPE == "fast"
+    airbench10, fast = recipes.RECIPES["airbench10"], recipes.RECIPES["fast"]
+    assert {key: value for key, value in airbench10.items() if value != fast[key]} == dict(
+        epochs=10, flip="alternate", stem_bias_epochs=3, bn_momentum=0.6, block="airbench",
+        dirac_init=True)
+
+
+def test_the_compiled_default_has_no_frozen_variable_and_no_flip_counter(compiled):
+    _, training, _ = compiled
+    assert training.optimizer.frozen_after_steps == {}
+    assert training.get_layer("random_shift_and_flip").steps_taken is None
+
+
+def test_compile_model_wires_the_stem_bias_epochs_and_the_flip_epoch_length():
+    recipe = dict(recipes.RECIPES["fast"], flip="alternate", stem_bias_epochs=3,
+                  block="airbench", dirac_init=True)
+    mean, std = np.array([125, 123, 114], np.float32), np.array([63, 62, 66], np.float32)
+    stem_kernel = np.random.default_rng(0).normal(size=(2, 2, 3, 24)).astype(np.float32)
+    training, inference = model.build_models(recipe, mean, std, stem_kernel, seed=0)
+    augment = training.get_layer("random_shift_and_flip")
+    assert augment.flip == "alternate" and augment.steps_per_epoch is None
+    model.compile_model(training, recipe, keras.losses.CategoricalCrossentropy(from_logits=True),
+                        steps_per_epoch=100)
+    assert augment.steps_per_epoch == 100
+    assert training.optimizer.frozen_after_steps == {"stem/bias": 300}
+    training.optimizer.build(training.trainable_variables)  # finds the stem's bias by its path
+    assert "stem/bias" in {variable.path for variable in training.trainable_variables}
+    assert not any(isinstance(layer, keras.layers.Add) for layer in inference._flatten_layers())

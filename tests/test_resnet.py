@@ -1,4 +1,6 @@
+import keras
 import numpy as np
+import pytest
 
 from pyimagesearch import resnet
 
@@ -56,3 +58,72 @@ def test_fast_resnet_without_batch_norm_scale():
     assert [norm.momentum for norm in norms] == [0.4] * 4
     # the 8 + 8 + 16 + 16 gammas of the four BatchNorms are gone
     assert model.count_params() == 6424 - 48
+
+
+def test_dirac_kernel_hand_worked():
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    dirac = resnet.dirac_kernel(kernel)
+    expected = kernel.copy()
+    expected[..., :2] = 0  # the first in_channels = 2 filters: the identity on channels 0, 1
+    expected[1, 1, 0, 0] = expected[1, 1, 1, 1] = 1
+    np.testing.assert_array_equal(dirac, expected)
+    np.testing.assert_array_equal(dirac[..., 2], kernel[..., 2])  # the rest untouched
+    narrow = resnet.dirac_kernel(rng.normal(size=(3, 3, 3, 2)))  # fewer filters than inputs
+    want = np.zeros((3, 3, 3, 2))
+    want[1, 1, 0, 0] = want[1, 1, 1, 1] = 1
+    np.testing.assert_array_equal(narrow, want)
+
+
+def block_convs(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+            and layer.name != "stem"]
+
+
+def test_dirac_initialised_convs_pass_their_first_channels_through():
+    model = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3), dirac_init=True)
+    rng = np.random.default_rng(2)
+    for conv in block_convs(model):
+        in_channels, out_channels = conv.kernel.shape[2], conv.kernel.shape[3]
+        inputs = rng.normal(size=(2, 5, 5, in_channels)).astype(np.float32)
+        outputs = keras.ops.convert_to_numpy(conv(inputs))
+        count = min(in_channels, out_channels)
+        np.testing.assert_allclose(outputs[..., :count], inputs[..., :count], atol=1e-6)
+        if out_channels > count:  # the remaining filters keep Glorot's random start
+            assert np.abs(outputs[..., count:]).mean() > 0.1
+    # 24 -> 8 (8 of 24 channels), 8 -> 8, 8 -> 16 (the first 8 filters), 16 -> 16
+    assert [conv.kernel.shape[2:] for conv in block_convs(model)] == [
+        (24, 8), (8, 8), (8, 16), (16, 16)]
+    plain = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3))
+    inputs = rng.normal(size=(2, 5, 5, 8)).astype(np.float32)
+    assert not np.allclose(keras.ops.convert_to_numpy(block_convs(plain)[1](inputs)), inputs,
+                           atol=0.1)
+
+
+def test_airbench_blocks_have_no_residual_add():
+    residual = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3))
+    plain = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3), block="airbench")
+    adds = [layer for layer in residual.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 2
+    assert not any(isinstance(layer, keras.layers.Add) for layer in plain.layers)
+    assert plain.count_params() == residual.count_params() == 6424  # the same weights
+    # in the plain net each block's output is its second GELU's, fed straight to the next conv
+    convs = block_convs(plain)
+    feeding = convs[2].input._keras_history.operation
+    assert isinstance(feeding, keras.layers.Activation)
+    assert block_convs(residual)[2].input._keras_history.operation is adds[0]
+    with pytest.raises(ValueError, match="unknown block"):
+        resnet.build_fast_resnet(widths=(8,), input_shape=(8, 8, 3), block="dense")
+
+
+def test_whitened_stem_with_a_trainable_bias():
+    kernel = np.random.default_rng(0).normal(size=(2, 2, 3, 24)).astype(np.float32)
+    model = resnet.build_fast_resnet(widths=(8, 16), input_shape=(8, 8, 3), stem_kernel=kernel,
+                                     stem_bias=True)
+    stem = model.get_layer("stem")
+    trainable = {variable.path for variable in model.trainable_weights}
+    assert "stem/bias" in trainable and "stem/kernel" not in trainable
+    np.testing.assert_array_equal(stem.get_weights()[0], kernel)
+    np.testing.assert_array_equal(stem.get_weights()[1], np.zeros(24))
+    # the frozen stem's trainable count (test above) plus the 24 biases
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 6424 - 312 - 96 + 24
