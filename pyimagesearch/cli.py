@@ -43,7 +43,8 @@ def build_parser(method):
              "batch 64)")
     add("--epochs", type=int, help="epochs (default: the recipe's)")
     add("--batch-size", type=int,
-        help="batch size; each epoch's last partial batch is dropped (default: the recipe's)")
+        help="batch size; the training set is padded to whole batches with copies of a few "
+             "of its images (default: the recipe's)")
     add("--lr", type=float, help="peak learning rate (default: the recipe's)")
     add("--weight-decay", type=float,
         help="decoupled weight decay: each step scales the kernels by (1 - lr_t * this); 0 "

@@ -9,10 +9,10 @@ RECIPES = {
         epochs=14,              # short, sized to a 2-core CPU's budget, not to convergence
                                 # (docs/recipe.md gives the time)
         batch_size=512,         # few steps, high lr, and on a GPU many more images/s than
-                                # small batches (results/bench, results/gpu). Each epoch's
-                                # last partial batch is dropped: one training-step shape, so
-                                # one compiled training program; a fresh random subset of at
-                                # most batch_size - 1 images sits out each epoch, as in airbench
+                                # small batches (results/bench, results/gpu). The training
+                                # set is padded to whole batches with copies of a few of its
+                                # images (batches.py): one training-step shape, so one
+                                # compiled training program
         lr=0.75,                # peak lr, SGD+Nesterov on mean cross-entropy
         schedule="warmup_linear",  # 0.2 * lr rising to lr, then falling to 0.07 * lr
         warmup_fraction=0.23,   # of all steps, as airbench
