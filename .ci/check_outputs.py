@@ -12,11 +12,12 @@ def fail(message):
 def check_run(plot):
     stem = os.path.splitext(plot)[0]
     for path in (plot, f"{stem}_report.txt", f"{stem}.json", f"{stem}_calibration.png",
-                 f"{stem}.keras"):
+                 f"{stem}.keras", f"{stem}_history.csv"):
         if not os.path.exists(path) or not os.path.getsize(path):
             fail(f"{path}: missing or empty")
-    if os.path.exists(f"{stem}_backup"):
-        fail(f"{stem}_backup: left behind after a clean finish")
+    for leftover in (f"{stem}_backup", f"{stem}.lock"):
+        if os.path.exists(leftover):
+            fail(f"{leftover}: left behind after a clean finish")
     with open(f"{stem}.json", encoding="utf-8") as handle:
         result = json.load(handle)
     data = result["data"]
@@ -30,7 +31,8 @@ def check_run(plot):
     if not 0.15 < result["test_accuracy"] < 0.9:
         fail(f"{plot}: test accuracy {result['test_accuracy']}")
     print(f"{plot}: ok, test accuracy {result['test_accuracy']:.4f}, "
-          f"{result['wall_seconds']:.0f} s, {result['backend']}, {result['precision']}")
+          f"{result['wall_seconds']:.0f} s ({result['phases']}), {result['backend']}, "
+          f"{result['precision']}")
     return result
 
 

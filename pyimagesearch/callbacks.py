@@ -196,12 +196,8 @@ def history_csv(history):
 
 
 def tensorboard_callback(log_dir):
-    """Keras' TensorBoard callback writing to `log_dir`; a ValueError saying what to install
-    where the backend cannot write summaries."""
-    try:
-        import tensorboard  # noqa: F401  (Keras writes its event files)
-    except ImportError:
-        raise ValueError("needs the tensorboard package: pip install tensorboard") from None
+    """Keras' TensorBoard callback writing to `log_dir` (config.check has made sure the
+    tensorboard package is there)."""
     return keras.callbacks.TensorBoard(log_dir=log_dir)
 
 
@@ -238,8 +234,5 @@ def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
         fit_callbacks += [HistoryCSV(paths["history_csv"], history),
                           TimeEstimate(recipe["epochs"])]
         if tensorboard:
-            try:
-                fit_callbacks.append(tensorboard_callback(tensorboard))
-            except ValueError as error:
-                raise UsageError(f"--tensorboard {tensorboard}: {error}") from None
+            fit_callbacks.append(tensorboard_callback(tensorboard))
     return fit_callbacks, guard, history

@@ -6,6 +6,7 @@ data is checked beside the loader (`cifar10.check_sizes`); what needs the device
 Nothing here imports Keras, so `--help` and every usage error come back at once.
 """
 import dataclasses
+import importlib.util
 import os
 import shlex
 import types
@@ -151,6 +152,9 @@ def check(config):
     if config.dataset is not None and not os.path.exists(config.dataset):
         raise UsageError(f"--dataset {config.dataset}: no such file or folder")
     _check_plot_path(config.plot)
+    if config.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError(f"--tensorboard {config.tensorboard}: needs the tensorboard package "
+                         "(pip install tensorboard)")
 
 
 def _check_processes(config):

@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     (["--plot", "plot.txt"], "use one of the extensions"),
     (["--epochs", "three"], "invalid int value"),
     (["--no-such-flag"], "unrecognized arguments"),
+    (["--compile-cache"], "expected one argument"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(argv, message, capsys):
     assert label_smoothing_loss.main(argv) == 2
@@ -215,3 +216,16 @@ def test_sigterm_stops_like_ctrl_c(tiny_cifar, tmp_path):
     assert "Traceback" not in err
     assert json.loads((tmp_path / "run_backup" / "state.json").read_text())["epoch"] >= 1
     assert not (tmp_path / "run.lock").exists()
+
+
+def test_tensorboard_without_its_package_is_a_usage_error(monkeypatch, capsys):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "tensorboard"
+                        else real_find_spec(name, *args))
+    assert label_smoothing_loss.main(["--tensorboard", "logs"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["label_smoothing_loss.py: error: --tensorboard logs: "
+                                        "needs the tensorboard package (pip install tensorboard)"]
