@@ -14,10 +14,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
+
+from epoch_time import cpu_model  # bench/ is on the path when this runs as a script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,12 +82,6 @@ def describe(name, counted):
             f"{training}, prediction programs {predicting} | callbacks dispatched "
             f"asynchronously in fit: {counted['async_train'][:1]} | run {counted['wall_seconds']:.0f} s"
             f" end to end")
-
-
-def cpu_model():
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        return next((line.split(":", 1)[1].strip() for line in handle
-                     if line.startswith("model name")), platform.machine())
 
 
 def main(argv=None):

@@ -1,8 +1,7 @@
-"""Where a run's outputs go and how they are written: `<stem>.png`, `<stem>_report.txt`,
-`<stem>.json`, `<stem>_calibration.png` and the trained model, `<stem>.keras`, beside `--plot`
-(the figures themselves are drawn by figures.py). Every file is written to a temporary name in
-the same folder and renamed into place, so a crash never leaves a half-written file and an old
-output is only ever replaced by a complete one."""
+"""How a run's outputs are written (where they go: `config.RunConfig.paths`; what they are:
+writing.py and figures.py). Every file is written to a temporary name in the same folder and
+renamed into place, so a crash never leaves a half-written file and an old output is only ever
+replaced by a complete one."""
 import contextlib
 import json
 import math
