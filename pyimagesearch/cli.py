@@ -40,7 +40,7 @@ def build_parser(method):
     add("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
         help="hyperparameter preset (default: %(default)s); 'overfit' is the study's long "
              "regime (no augmentation, 30 epochs), 'tutorial' the 2019 setup (70 epochs, "
-             "batch 64)")
+             "batch 64), 'airbench10' airbench94's differences in 10 epochs")
     add("--epochs", type=int, help="epochs (default: the recipe's)")
     add("--batch-size", type=int,
         help="batch size; the training set is padded to whole batches with copies of a few "
