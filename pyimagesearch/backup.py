@@ -20,7 +20,7 @@ import h5py
 import keras
 
 from pyimagesearch import hardware
-from pyimagesearch.errors import BackupDamaged
+from pyimagesearch.errors import BackupDamaged, UsageError
 from pyimagesearch.outputs import write_json
 
 STATE_FILE = "state.json"
@@ -162,3 +162,17 @@ class EpochBackup(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.writes and os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
+
+
+def check_matches(backup_folder, identity):
+    """How many epochs the interrupted run in `backup_folder` completed (-1: none). A backup
+    made with other settings must not be resumed silently: UsageError naming what differs;
+    a damaged one is BackupDamaged."""
+    saved_config = saved_run_config(backup_folder)
+    if saved_config is not None and saved_config != identity:
+        changed = sorted(key for key in set(saved_config) | set(identity)
+                         if saved_config.get(key) != identity.get(key))
+        raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
+                         f"({', '.join(changed)}); rerun that command to resume it, or delete "
+                         "the folder to start afresh")
+    return saved_epochs(backup_folder)

@@ -16,7 +16,6 @@ import numpy as np
 from keras import ops
 
 from pyimagesearch import backup, calibration, hardware
-from pyimagesearch.errors import UsageError
 from pyimagesearch.evaluation import predict_padded
 from pyimagesearch.outputs import write_text
 
@@ -195,26 +194,6 @@ def history_csv(history):
     return "\n".join(lines) + "\n"
 
 
-def tensorboard_callback(log_dir):
-    """Keras' TensorBoard callback writing to `log_dir` (config.check has made sure the
-    tensorboard package is there)."""
-    return keras.callbacks.TensorBoard(log_dir=log_dir)
-
-
-def check_backup_matches(backup_folder, identity):
-    """How many epochs the interrupted run in `backup_folder` completed (-1: none). A backup
-    made with other settings must not be resumed silently: UsageError naming what differs;
-    a damaged one is BackupDamaged."""
-    saved_config = backup.saved_run_config(backup_folder)
-    if saved_config is not None and saved_config != identity:
-        changed = sorted(key for key in set(saved_config) | set(identity)
-                         if saved_config.get(key) != identity.get(key))
-        raise UsageError(f"{backup_folder} holds an interrupted run with different settings "
-                         f"({', '.join(changed)}); rerun that command to resume it, or delete "
-                         "the folder to start afresh")
-    return backup.saved_epochs(backup_folder)
-
-
 def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
                        predict_batch_size, writes=True, tensorboard=None):
     """(callbacks for model.fit, the divergence guard, the backup, which holds the history). The
@@ -234,5 +213,6 @@ def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
         fit_callbacks += [HistoryCSV(paths["history_csv"], history),
                           TimeEstimate(recipe["epochs"])]
         if tensorboard:
-            fit_callbacks.append(tensorboard_callback(tensorboard))
+            # config.check has made sure the tensorboard package is there
+            fit_callbacks.append(keras.callbacks.TensorBoard(log_dir=tensorboard))
     return fit_callbacks, guard, history

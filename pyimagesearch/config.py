@@ -138,7 +138,6 @@ def check(config):
     if not 0.0 <= config.smoothing < 1.0:
         raise UsageError(f"--smoothing must be in [0, 1), got {config.smoothing}")
     for flag, value in (("epochs", recipe["epochs"]), ("batch_size", recipe["batch_size"]),
-                        ("train_size", config.train_size), ("test_size", config.test_size),
                         ("steps_per_execution", config.steps_per_execution),
                         ("num_processes", config.num_processes)):
         if value is not None and value <= 0:
@@ -147,7 +146,7 @@ def check(config):
         raise UsageError(f"--lr must be a positive number, got {recipe['lr']}")
     if not recipe["weight_decay"] >= 0 or recipe["weight_decay"] == float("inf"):
         raise UsageError(f"--weight-decay must be a number >= 0, got {recipe['weight_decay']}")
-    cifar10.check_sizes(config.train_size, config.val_size, config.test_size)
+    cifar10.check_sizes(config.train_size, config.val_size, config.test_size)  # the split's
     _check_processes(config)
     if config.dataset is not None and not os.path.exists(config.dataset):
         raise UsageError(f"--dataset {config.dataset}: no such file or folder")

@@ -13,7 +13,7 @@ import sys
 import keras
 import numpy as np
 
-from pyimagesearch import callbacks, hardware, whitening, writing
+from pyimagesearch import backup, callbacks, hardware, whitening, writing
 from pyimagesearch.batches import pad_to_whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
@@ -37,7 +37,7 @@ def run(method, config):
             as lock:
         if lock is not None and lock.note:
             print(lock.note, file=sys.stderr, flush=True)
-        epochs_done = callbacks.check_backup_matches(paths["backup"], config.identity())
+        epochs_done = backup.check_matches(paths["backup"], config.identity())
         placement = Placement.start(config)
         placement.check_resume(paths["backup"], epochs_done)
         with phases("load"):
