@@ -96,6 +96,23 @@ class RandomShiftAndFlip(layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    # The random generator's state is saved with the layer's weights, so that a run resumed from
+    # a backup draws the same shifts and flips as the uninterrupted run (Keras saves a layer's
+    # weights but not its seed generators' states).
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        variables = self._trainable_variables + self._non_trainable_variables
+        keys = set(store.keys())
+        if keys != {str(index) for index in range(len(variables))} | {"seed_generator_state"}:
+            raise ValueError(f"Layer '{self.name}' expected {len(variables)} variables and its "
+                             f"random state, but received {sorted(keys)}")
+        for index, variable in enumerate(variables):
+            variable.assign(store[str(index)])
+        self.seed_generator.state.assign(store["seed_generator_state"])
+
     def get_config(self):
         return {**super().get_config(), "max_shift": self.max_shift, "flip": self.flip,
                 "seed": self.seed, "steps_per_epoch": self.steps_per_epoch}

@@ -3,21 +3,28 @@ and the history so far, in a folder of its own, written so that a kill at any in
 last complete backup readable. Keras' BackupAndRestore rewrites one weights file in place, so a
 kill while it writes leaves a truncated file that the next run cannot load.
 
-The folder holds `epoch_<NNNN>.weights.h5` and `state.json`, which names it:
-{"config": the run's settings, "epoch": completed epochs, "weights": file name, "history": [...]}.
-Each save writes the new weights under a temporary name and renames them into place, then
-replaces state.json, and only then deletes older weights: state.json always names a whole file.
+The folder holds `epoch_<NNNN>.weights.h5` (the model's weights, its augmentation layer's random
+state and the optimizer's state), `epoch_<NNNN>.callbacks.npz` (the state of callbacks that carry
+some, such as lookahead's slow weights) and `state.json`, which names them:
+{"config": the run's settings, "epoch": completed epochs, "weights": file name, "callbacks": file
+name, "history": [...]}. Each save writes the new files under temporary names and renames them
+into place, then replaces state.json, and only then deletes older files: state.json always names
+whole files. With the batch order a function of the epoch (batches.py), that is everything a
+run's future depends on: a resumed run ends as the uninterrupted one would have.
 """
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import warnings
+import zipfile
 
 import h5py
 import keras
+import numpy as np
 
 from pyimagesearch import hardware
 from pyimagesearch.errors import BackupDamaged, UsageError
@@ -26,7 +33,8 @@ from pyimagesearch.outputs import write_json
 STATE_FILE = "state.json"
 STATE_KEYS = ("config", "epoch", "weights", "history")
 # what a save writes: weights files, and the temporaries of a save that was killed
-_SAVED = re.compile(r"(epoch_\d+\.weights\.h5|\.epoch_\d+\..+\.weights\.h5|\.state\.json\..+)")
+_SAVED = re.compile(r"(epoch_\d+\.(weights\.h5|callbacks\.npz)"
+                    r"|\.epoch_\d+\..+\.(weights\.h5|callbacks\.npz)|\.state\.json\..+)")
 
 
 def _damaged(folder, fault):
@@ -71,7 +79,22 @@ def read_state(folder):
             pass
     except OSError as error:
         raise _damaged(folder, f"{weights} is damaged ({_first_line(error)})") from None
+    carried = state.get("callbacks")
+    if carried is not None:
+        if not isinstance(carried, str) or os.path.basename(carried) != carried or not carried:
+            raise _damaged(folder, f"{STATE_FILE} names no callbacks file in the folder")
+        if not os.path.isfile(os.path.join(folder, carried)):
+            raise _damaged(folder, f"{STATE_FILE} names {carried}, which is missing")
     return state
+
+
+def _read_carried(folder, name):
+    """{key: array} of the callbacks file `name` in `folder`; BackupDamaged if unreadable."""
+    try:
+        with np.load(os.path.join(folder, name), allow_pickle=False) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise _damaged(folder, f"{name} is damaged ({_first_line(error)})") from None
 
 
 def saved_run_config(folder):
@@ -94,14 +117,19 @@ class EpochBackup(keras.callbacks.Callback):
     restored ones included. Every process of a job restores; only the one that `writes` (the
     chief) saves and deletes.
 
+    `carried`: callbacks with state of their own that the run's future depends on; each has
+    `state_arrays()` ({name: numpy array}) and `restore_state_arrays(arrays)`, and comes before
+    this one in `model.fit`'s list, so that what is saved after an epoch includes its end.
+
     It has no per-batch methods, so Keras may run the batch-end callbacks of others without
     waiting for the device at each step; `async_safe` says the same to Keras."""
 
     async_safe = True
 
-    def __init__(self, folder, run_config, writes=True):
+    def __init__(self, folder, run_config, writes=True, carried=(), stream=None):
         super().__init__()
         self.folder, self.run_config, self.writes = folder, run_config, writes
+        self.carried, self.stream = list(carried), stream
         self.history = []
 
     def on_train_begin(self, logs=None):
@@ -123,8 +151,17 @@ class EpochBackup(keras.callbacks.Callback):
         except (OSError, ValueError, UserWarning) as error:
             raise _damaged(self.folder, f"{state['weights']} cannot be loaded into this model "
                                         f"({_first_line(error)})") from None
+        arrays = _read_carried(self.folder, state["callbacks"]) if state.get("callbacks") \
+            else {}
+        for index, callback in enumerate(self.carried):
+            prefix = f"{index}/"
+            callback.restore_state_arrays({key[len(prefix):]: value for key, value
+                                           in arrays.items() if key.startswith(prefix)})
         self.model._initial_epoch = state["epoch"]  # how Keras' fit is told where to start
         self.history = state["history"][:state["epoch"]]
+        if self.writes:
+            print(f"resuming from {self.folder}: {state['epoch']} epochs done, continuing with "
+                  f"epoch {state['epoch'] + 1}", file=self.stream or sys.stdout, flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
@@ -152,16 +189,38 @@ class EpochBackup(keras.callbacks.Callback):
         finally:
             if os.path.exists(temporary):
                 os.remove(temporary)
+        carried = None
+        if self.carried:
+            carried = f"epoch_{epochs_done:04d}.callbacks.npz"
+            arrays = {f"{index}/{key}": value for index, callback in enumerate(self.carried)
+                      for key, value in callback.state_arrays().items()}
+            _save_arrays(os.path.join(self.folder, carried), arrays)
         write_json(os.path.join(self.folder, STATE_FILE),
                    {"config": self.run_config, "epoch": epochs_done, "weights": weights,
-                    "history": self.history})
-        for name in os.listdir(self.folder):  # now unneeded: older weights, killed saves' files
-            if name != weights and _SAVED.fullmatch(name):
+                    "callbacks": carried, "history": self.history})
+        for name in os.listdir(self.folder):  # now unneeded: older files, killed saves' files
+            if name not in (weights, carried) and _SAVED.fullmatch(name):
                 os.remove(os.path.join(self.folder, name))
 
     def on_train_end(self, logs=None):
         if self.writes and os.path.isdir(self.folder):
             shutil.rmtree(self.folder)
+
+
+def _save_arrays(path, arrays):
+    """`arrays` as an .npz at `path`, written under a temporary name and renamed into place."""
+    folder, name = os.path.split(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name[:-len('callbacks.npz')]}",
+                                         suffix=".callbacks.npz", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def check_matches(backup_folder, identity):

@@ -90,8 +90,8 @@ class Lookahead(keras.callbacks.Callback):
     that Keras keeps dispatching batch ends asynchronously and never waits for the device per
     step. With `steps_per_execution` k > 1 Keras calls back every k steps, and a sync happens
     at the first callback at or after each multiple of `every`. The slow copy is taken at the
-    first step, after a resumed run's weights are restored, and is not backed up: a resumed run
-    restarts it from the restored weights."""
+    first step; the backup carries it (`state_arrays`), so a resumed run continues the same
+    average."""
 
     def __init__(self, total_steps, steps_per_epoch, every=5):
         super().__init__()
@@ -99,6 +99,7 @@ class Lookahead(keras.callbacks.Callback):
         self.decays = dict(zip(steps.tolist(), decays.tolist()))
         self.steps_per_epoch, self.every = steps_per_epoch, every
         self.slow, self.synced_until = None, 0
+        self.restored = None  # slow weights from a backup, placed on the device at the first step
         # each a single compiled program over all weights, not one small program per weight
         self.update = hardware.compile_function(_lookahead_update)
         self.copy = hardware.compile_function(_copies)
@@ -111,9 +112,28 @@ class Lookahead(keras.callbacks.Callback):
         self.epoch_start_step = epoch * self.steps_per_epoch
         self.synced_until = max(self.synced_until, self.epoch_start_step)
 
+    def state_arrays(self):
+        """The slow weights, for the backup ({} before the first step)."""
+        if self.slow is None:
+            return {}
+        return {f"slow_{index:03d}": hardware.to_numpy(value)
+                for index, value in enumerate(self.slow)}
+
+    def restore_state_arrays(self, arrays):
+        if arrays:
+            self.restored = [arrays[f"slow_{index:03d}"] for index in range(len(arrays))]
+
     def on_train_batch_begin(self, batch, logs=None):
         if self.slow is None:
-            self.slow = self.copy([weight.value for weight in self._weights()])
+            weights = [weight.value for weight in self._weights()]
+            if self.restored is not None:
+                if len(self.restored) != len(weights):
+                    raise ValueError(f"the backup holds {len(self.restored)} slow weights for "
+                                     f"a model with {len(weights)}")
+                self.slow = [hardware.placed_like(array, weight)
+                             for array, weight in zip(self.restored, weights)]
+            else:
+                self.slow = self.copy(weights)
         self._sync_if_due(self.epoch_start_step + batch)  # optimizer steps taken so far
 
     def on_epoch_end(self, epoch, logs=None):
@@ -204,10 +224,12 @@ def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
     time estimate. None of these callbacks hooks a batch's end, so Keras dispatches those
     asynchronously wherever the backend allows."""
     guard = DivergenceGuard()
-    history = backup.EpochBackup(paths["backup"], identity, writes=writes)
     fit_callbacks = [guard]
     if recipe["lookahead"]:
         fit_callbacks.append(Lookahead(steps_per_epoch * recipe["epochs"], steps_per_epoch))
+    # the backup carries lookahead's slow weights, so that a resumed run continues its average
+    history = backup.EpochBackup(paths["backup"], identity, writes=writes,
+                                 carried=fit_callbacks[1:])
     fit_callbacks += [HardLabelValidation(predictor, *val, guard, predict_batch_size), history]
     if writes:
         fit_callbacks += [HistoryCSV(paths["history_csv"], history),

@@ -66,6 +66,26 @@ def device_summary():
     return f"CPU: {os.cpu_count()} cores, {cpu_model()}"
 
 
+def make_repeatable():
+    """Make the same run give the same bits on this machine. Under TensorFlow, ops run one at a
+    time (one inter-op thread), each still on every core (the intra-op threads): with several
+    ops at once, some bfloat16 CPU kernels return different roundings from one call to the next
+    on the same inputs (seen with and without oneDNN, on CPUs with AMX and with AVX512-BF16
+    alone), so a run did not repeat itself. Must run before TensorFlow starts its runtime; JAX
+    and PyTorch need nothing here. Returns False if it came too late to take effect."""
+    if backend() != "tensorflow":
+        return True
+    import tensorflow as tf
+
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return True
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime has started: too late for this process
+        return False
+    return True
+
+
 def detect_precision():
     """'bfloat16' where the hardware runs it fast, else 'float32'. On a GPU: compute capability
     8.0 or newer (Ampere, Hopper). On a CPU: AVX512-BF16 or AMX, which TensorFlow's oneDNN uses
@@ -134,6 +154,24 @@ def compile_function(function):
 
         return tf.function(function, reduce_retracing=True)
     return function
+
+
+def to_numpy(value):
+    """A numpy copy of the tensor `value`; of a JAX array spread over several processes, this
+    process's copy (the arrays this is used on are replicated)."""
+    if backend() == "jax" and not getattr(value, "is_fully_addressable", True):
+        value = value.addressable_data(0)
+    return keras.ops.convert_to_numpy(value)
+
+
+def placed_like(array, like):
+    """The numpy `array` as a tensor on the devices (and, under JAX, with the sharding) of the
+    tensor `like`, so that compiled functions take the two together."""
+    if backend() == "jax":
+        import jax
+
+        return jax.device_put(array, like.sharding)
+    return keras.ops.convert_to_tensor(array, dtype=like.dtype)
 
 
 def accelerators():

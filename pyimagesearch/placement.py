@@ -72,6 +72,19 @@ class Placement:
         if self.parallel and hardware.backend() == "tensorflow":
             synchronize_batch_norms(training_model)
 
+    def fit_data(self, batches, first_epoch, epochs):
+        """`model.fit`'s data arguments for the `batches.WholeBatches` of this process: their
+        `stream` from `first_epoch` on, each epoch's order fixed by its number, so that a
+        resumed run trains on the batches an uninterrupted one would."""
+        if self.parallel and hardware.backend() == "tensorflow":
+            # MirroredStrategy splits only batches of a static size, which Keras gives arrays
+            # and not a Python iterator: the same order laid out as arrays, epoch after epoch
+            images, targets = batches.laid_out(first_epoch, epochs)
+            return dict(x=images, y=targets, batch_size=batches.batch_size,
+                        steps_per_epoch=batches.steps, shuffle=False)
+        return dict(x=batches.stream(first_epoch, epochs), steps_per_epoch=batches.steps,
+                    shuffle=False)
+
     def predictor(self, inference_model):
         """What predicts during training: a model trained across processes cannot be read back,
         a local copy of it can."""

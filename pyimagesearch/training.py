@@ -29,6 +29,9 @@ WHITENING_IMAGES = 5000  # training images whose 2x2 patches set the whitened st
 def run(method, config):
     """Train and evaluate one run of `method` with the settings of `config`; returns the result
     dict written to `<stem>.json`."""
+    if not hardware.make_repeatable():
+        print("warning: the backend started before this run could make it repeatable; its "
+              "numbers may differ from a rerun's in the last bits", file=sys.stderr, flush=True)
     phases, compiles = Phases(), hardware.CompileCounter()
     hardware.use_compile_cache(config.compile_cache)
     paths = config.paths
@@ -65,9 +68,9 @@ def run(method, config):
                 predictor, val, paths, config.identity(), config.recipe, batches.steps,
                 predict_batch_size, writes=placement.writes, tensorboard=config.tensorboard)
             with phases("fit"):
-                training_model.fit(batches.images, batches.targets,
-                                   batch_size=batches.batch_size, shuffle=True,
-                                   epochs=config.recipe["epochs"], callbacks=fit_callbacks,
+                epochs = config.recipe["epochs"]
+                training_model.fit(**placement.fit_data(batches, max(epochs_done, 0), epochs),
+                                   epochs=epochs, callbacks=fit_callbacks,
                                    verbose=_verbosity(placement))
         inference_model = placement.finish(training_model, inference_model, predictor)
         phases.split_fit(history.history[max(epochs_done, 0):])

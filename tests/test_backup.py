@@ -106,7 +106,7 @@ def test_killed_run_leaves_its_last_epoch_backed_up(interrupted):
     assert sorted(os.listdir(folder)) == ["epoch_0002.weights.h5", "state.json"]
     state = json.loads((folder / "state.json").read_text())
     assert state == {"config": CONFIG, "epoch": 2, "weights": "epoch_0002.weights.h5",
-                     "history": history}
+                     "callbacks": None, "history": history}
     assert [sorted(record) for record in history] == [["loss", "seconds"]] * 2
     assert saved_run_config(str(folder)) == CONFIG and saved_epochs(str(folder)) == 2
 
