@@ -1,7 +1,10 @@
 """Compare finished runs from their `<plot stem>.json` files: per-run tables and mean ± std per
 (regime, method, smoothing, epochs) group, on one view and with test-time augmentation (the
-figure of the same runs is figures.plot_comparison)."""
+figure of the same runs is figures.plot_comparison). `load_run` reads a run's JSON and checks
+every field the tables and the figures use (`check_run`, which figures.redraw shares), so that a
+damaged file is one line naming the field, not a traceback from deep in numpy or matplotlib."""
 import json
+import math
 import os
 
 import numpy as np
@@ -11,19 +14,145 @@ from pyimagesearch.recipes import FLAG_OVERRIDES, RECIPES
 
 REQUIRED_KEYS = ("method", "args", "history", "epochs_completed", "test_metrics",
                  "reliability_bins", "wall_seconds")
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")  # what the figures draw
+TEST_METRICS = ("accuracy", "mean_confidence", "nll", "ece", "brier")
+BINS = ("reliability_bins", "reliability_bins_temperature_scaled")
 
 
-def load_run(path):
+def _number(value):
+    """A JSON number a float can hold: not true or false, not an integer of hundreds of
+    digits (which the tables' float formats and numpy cannot take)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+# The lists' kinds, by what each item must be
+ITEMS = {
+    "a list of numbers and nulls": lambda item: item is None or _number(item),
+    # numpy keeps an integer past int64 as a Python object, which matplotlib cannot draw
+    "a non-empty list of image counts": lambda item: isinstance(item, int)
+    and not isinstance(item, bool) and 0 <= item < 2 ** 63,
+}
+# What each field read below must hold, by the name its messages give it.
+KINDS = {
+    "an object": lambda value: isinstance(value, dict),
+    "an object or null": lambda value: value is None or isinstance(value, dict),
+    "a string": lambda value: isinstance(value, str),
+    "a number": _number,
+    "a number or null": lambda value: value is None or _number(value),
+    "a finite number": lambda value: _number(value) and math.isfinite(value),
+    "an integer": lambda value: isinstance(value, int) and _number(value),
+    "a list of numbers and nulls": lambda value: isinstance(value, list) and all(
+        map(ITEMS["a list of numbers and nulls"], value)),
+    "a non-empty list of image counts": lambda value: isinstance(value, list) and value and all(
+        map(ITEMS["a non-empty list of image counts"], value)),
+}
+
+# Every field of a run's JSON that the tables or the figures read: (field, kind, whether a run
+# must have it). A field inside an object that is absent or null is not looked for.
+RUN_FIELDS = (
+    ("method", "a string", True),
+    ("method_summary", "a string", False),
+    ("args", "an object", True),
+    ("args.smoothing", "a finite number", True),
+    ("args.seed", "an integer", True),
+    ("args.recipe", "a string", True),
+    ("recipe", "an object", False),
+    ("recipe.tta", "a string", False),
+    *((f"recipe.{key}", "a number", False) for key in FLAG_OVERRIDES),
+    ("data", "an object", False),
+    ("history", "an object", True),
+    *((f"history.{key}", "a list of numbers and nulls", False) for key in HISTORY_KEYS),
+)
+FINISHED_FIELDS = (
+    ("epochs_completed", "an integer", True),
+    ("wall_seconds", "a number", True),
+    ("one_view", "an object or null", False),
+    *(field for block in ("", "one_view.") for field in (
+        (f"{block}test_metrics", "an object", True),
+        *((f"{block}test_metrics.{metric}", "a number or null", not block and metric == "ece")
+          for metric in TEST_METRICS),
+        (f"{block}temperature", "a number or null", False),
+        (f"{block}test_metrics_temperature_scaled", "an object or null", False),
+        (f"{block}test_metrics_temperature_scaled.ece", "a number or null", False))),
+    ("reliability_bins", "an object", True),
+    ("reliability_bins_temperature_scaled", "an object or null", False),
+    *(field for bins in BINS for field in (
+        (f"{bins}.count", "a non-empty list of image counts", True),
+        (f"{bins}.mean_confidence", "a list of numbers and nulls", True),
+        (f"{bins}.accuracy", "a list of numbers and nulls", True))),
+)
+
+
+def _shown(value, kind=None):
+    """A value as a message shows it, short and in JSON's words; for a list of `kind`, its first
+    wrong item."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= 24 else f"an integer of {len(text)} digits"
+    if isinstance(value, str):
+        return f"the string {value!r:.30}"
+    if not isinstance(value, list):
+        return "an object"
+    wrong = [item for item in value if kind in ITEMS and not ITEMS[kind](item)][:1]
+    return (f"{_shown(wrong[0])} among its {len(value)} items" if wrong else
+            f"a list of {len(value)}" if value else "an empty list")
+
+
+def read_json(path):
+    """What the JSON file at `path` holds; NotARunError if it cannot be read or parsed."""
     try:
         with open(path, encoding="utf-8") as handle:
-            run = json.load(handle)
+            return json.load(handle)
     except OSError as error:
         raise NotARunError(f"{path}: cannot read ({error.strerror})") from None
     except ValueError as error:
         raise NotARunError(f"{path}: not JSON ({error})") from None
-    if not isinstance(run, dict) or any(key not in run for key in REQUIRED_KEYS):
-        raise NotARunError(f"{path}: not a finished run's JSON (needs keys "
-                           f"{', '.join(REQUIRED_KEYS)}; a diverged run has no test metrics)")
+    except RecursionError:  # the parser recurses once per nested list or object
+        raise NotARunError(f"{path}: not JSON (nested deeper than the parser goes)") from None
+
+
+def check_run(run, where, finished=True):
+    """Refuse, naming the field, a run's JSON that the tables or the figures could not use (a
+    NotARunError): every field they read is checked here, once, so that nothing past this meets
+    a string where a number belongs. `finished` False: a diverged run's, without test metrics."""
+    if not isinstance(run, dict) or finished and any(key not in run for key in REQUIRED_KEYS):
+        raise NotARunError(f"{where}: not a finished run's JSON (needs keys "
+                           f"{', '.join(REQUIRED_KEYS)}; a diverged run has no test metrics)"
+                           if finished else f"{where}: not a run's JSON (an object needed)")
+    for field, kind, required in RUN_FIELDS + (FINISHED_FIELDS if finished else ()):
+        *parents, key = field.split(".")
+        parent = run
+        for name in parents:  # checked already, as fields come after the object holding them
+            parent = parent.get(name) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or key not in parent and not required:
+            continue
+        if key not in parent:
+            raise NotARunError(f"{where}: '{field}' is missing")
+        if not KINDS[kind](parent[key]):
+            raise NotARunError(f"{where}: '{field}' must be {kind}, found "
+                               f"{_shown(parent[key], kind)}")
+    if finished:  # the figures draw both diagrams' bins on the edges of the first
+        size = len(run["reliability_bins"]["count"])
+        for bins, key in ((bins, key) for bins in BINS if run.get(bins) is not None
+                          for key in ("count", "mean_confidence", "accuracy")):
+            if len(run[bins][key]) != size:
+                raise NotARunError(f"{where}: '{bins}.{key}' must hold one value per bin "
+                                   f"({size}), found {len(run[bins][key])}")
+
+
+def load_run(path):
+    """A finished run's result dict from its JSON, with its `path`; NotARunError if it is not
+    one."""
+    run = read_json(path)
+    check_run(run, path)
     run["path"] = path
     return run
 

@@ -10,7 +10,6 @@ beside each run's JSON. A run's figures take its result dict (what `<stem>.json`
 returns the matplotlib Figure, closed, so that what was drawn can be read back.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -330,12 +329,13 @@ def plot_penultimate(path, panels, class_names):
 def redraw(json_path):
     """Redraw a run's `<stem>.png` and, for a finished run, `<stem>_calibration.png` from its
     JSON; return the paths written."""
-    with open(json_path, encoding="utf-8") as handle:
-        result = json.load(handle)
+    result = comparison.read_json(json_path)
+    finished = isinstance(result, dict) and "reliability_bins" in result  # a diverged run
+    comparison.check_run(result, json_path, finished)                     # has no test metrics
     stem = os.path.splitext(json_path)[0]
     written = [f"{stem}.png"]
     plot_history(written[0], result)
-    if "reliability_bins" in result:  # a diverged run has no test metrics
+    if finished:
         written.append(f"{stem}_calibration.png")
         plot_calibration(written[1], result)
     return written
@@ -350,7 +350,10 @@ def main(argv=None):
     for json_path in args.runs:
         try:
             written = redraw(json_path)
-        except (OSError, ValueError, KeyError) as error:
+        except comparison.NotARunError as error:  # names the file and the fault
+            print(f"figures: error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:  # writing a figure
             print(f"figures: error: {json_path}: {error!r}", file=sys.stderr)
             return 2
         print("wrote " + ", ".join(written))
