@@ -37,7 +37,9 @@ def normalize(images, mean, std):
 def build_network(recipe, stem_kernel=None):
     """The recipe's network: standardised float images in, logits out."""
     if recipe["model"] == "fast_resnet":
-        return resnet.build_fast_resnet(num_classes=NUM_CLASSES, stem_kernel=stem_kernel,
+        widths = tuple(round(width * recipe["width"]) for width in resnet.FAST_RESNET_WIDTHS)
+        return resnet.build_fast_resnet(widths=widths, num_classes=NUM_CLASSES,
+                                        stem_kernel=stem_kernel,
                                         bn_momentum=recipe["bn_momentum"],
                                         bn_scale=recipe["bn_scale"],
                                         stem_bias=recipe["stem_bias_epochs"] > 0,

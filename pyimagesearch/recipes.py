@@ -6,6 +6,8 @@ RECIPES = {
     # chosen by 5-epoch probes at an earlier commit (results/previous/f96ae48/probes/).
     "fast": dict(
         model="fast_resnet",    # airbench-style residual net, widths 64/256/256, ~2.0M params
+        width=1,                # scale of those block widths (resnet.FAST_RESNET_WIDTHS): 0.5
+                                # is 32/128/128, about a quarter of the parameters and FLOPs
         epochs=14,              # short, sized to a 2-core CPU's budget, not to convergence
                                 # (docs/recipe.md gives the time)
         batch_size=512,         # few steps, high lr, and on a GPU many more images/s than
@@ -48,6 +50,7 @@ RECIPES = {
     # slow on a 2-core CPU).
     "tutorial": dict(
         model="preact_resnet",  # stages (9, 9, 9), filters (64, 64, 128, 256)
+        width=1,                # not read by preact_resnet
         epochs=70,
         batch_size=64,
         lr=5e-3,
@@ -74,6 +77,11 @@ RECIPES = {
 # augmentation, no lookahead averaging -- and more epochs. With few images (--train-size) its
 # unsmoothed baseline is over-confident, the regime of Mueller, Kornblith & Hinton (2019).
 RECIPES["overfit"] = dict(RECIPES["fast"], epochs=30, max_shift=0, flip=False, lookahead=False)
+# The distillation study's student (experiments/distillation_study.sh): `overfit` at half width,
+# about a quarter of the teacher's parameters, so that a teacher has something to teach it. Like
+# `overfit` it does not augment, which distillation from precomputed teacher logits needs: the
+# teacher saw each training image as the student sees it (distillation.py).
+RECIPES["overfit_small"] = dict(RECIPES["overfit"], width=0.5)
 # `fast` with airbench94's recipe differences (Keller Jordan's legacy/airbench94.py), aiming at
 # `fast`'s accuracy in 10 epochs instead of 14: alternating flips, the whitened stem's bias
 # trained for the first 3 epochs, batch-norm statistics with a longer memory, and airbench's

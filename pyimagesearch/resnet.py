@@ -13,6 +13,8 @@ from keras import layers
 # only a few hundred steps per epoch; 0.9 follows the book and keeps evaluation statistics fresh.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 2e-5
+# The fast net's block widths; a recipe's `width` scales them (model.build_network).
+FAST_RESNET_WIDTHS = (64, 256, 256)
 
 
 def _batch_norm(momentum=BN_MOMENTUM, scale=True):
@@ -80,7 +82,7 @@ def _conv_bn_gelu(x, filters, bn_momentum, bn_scale, pool=False, dirac_init=Fals
 BLOCKS = ("residual", "airbench")
 
 
-def build_fast_resnet(widths=(64, 256, 256), num_classes=10, input_shape=(32, 32, 3),
+def build_fast_resnet(widths=FAST_RESNET_WIDTHS, num_classes=10, input_shape=(32, 32, 3),
                       logit_scale=1 / 8, stem_kernel=None, bn_momentum=BN_MOMENTUM,
                       bn_scale=True, stem_bias=False, block="residual", dirac_init=False):
     """A compact residual net after Keller Jordan's airbench and David Page's ResNet-9: a 2x2 stem
