@@ -12,6 +12,7 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   callbacks    validation, divergence stop, lookahead, CSV log, time estimate
   backup       the per-epoch backup a kill cannot break, holding the history
   runlock      one run per set of outputs: a lock file beside them
+  distillation knowledge distillation from a saved teacher: its logits, the loss
   evaluation   test metrics, classification report, temperature scaling
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
   batches      each epoch's order of the training images, in whole batches
