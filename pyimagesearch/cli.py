@@ -39,7 +39,8 @@ def build_parser(method):
              "(default: keras.datasets.cifar10, which downloads)")
     add("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
         help="hyperparameter preset (default: %(default)s); 'overfit' is the study's long "
-             "regime (no augmentation, 30 epochs), 'tutorial' the 2019 setup (70 epochs, "
+             "regime (no augmentation, 30 epochs), 'overfit_small' the same at half width "
+             "(the distillation study's student), 'tutorial' the 2019 setup (70 epochs, "
              "batch 64), 'airbench10' airbench94's differences in 10 epochs")
     add("--epochs", type=int, help="epochs (default: the recipe's)")
     add("--batch-size", type=int,
@@ -56,6 +57,17 @@ def build_parser(method):
     add("--val-size", type=int,
         help=f"training images held out for validation and temperature scaling "
              f"(default: min({DEFAULT_VAL_SIZE}, train images / 10); 0 for none)")
+    add("--teacher", metavar="PATH.keras",
+        help="knowledge distillation: train on (1 - LAMBDA) * cross-entropy + LAMBDA * T^2 * "
+             "KL(teacher || student) at temperature T, from this teacher, the <stem>.keras of "
+             "a run of either script. Its logits on the training images are computed once, "
+             "so the recipe must not augment (e.g. --recipe overfit_small)")
+    add("--distill-temperature", type=float, metavar="T",
+        help=f"distillation temperature, > 0 (default with --teacher: "
+             f"{run_config.DISTILL_TEMPERATURE:g})")
+    add("--distill-weight", type=float, metavar="LAMBDA",
+        help=f"weight of the distillation term, in [0, 1]; 0 is plain cross-entropy "
+             f"(default with --teacher: {run_config.DISTILL_WEIGHT:g})")
     add("--precision", choices=run_config.PRECISIONS, default="auto",
         help="auto (the default): bfloat16 on CPUs/GPUs with fast bf16 units, float32 "
              "elsewhere")

@@ -6,6 +6,7 @@ data is checked beside the loader (`cifar10.check_sizes`); what needs the device
 Nothing here imports Keras, so `--help` and every usage error come back at once.
 """
 import dataclasses
+import hashlib
 import importlib.util
 import os
 import shlex
@@ -20,6 +21,17 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DATA_PARALLEL_MODES = ("auto", "on", "off")
 JIT_COMPILE_MODES = {"auto": "auto", "on": True, "off": False}  # flag -> Keras' jit_compile
 PLOT_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+# Distillation's defaults, taken when --teacher is given (distillation.py has the loss).
+# T = 4 softens a confident teacher enough to show which wrong classes it finds likely: Hinton,
+# Vinyals & Dean found 2.5 to 4 best for their smallest student, higher T for larger ones.
+# lambda = 0.5 weighs the soft term (T^2-scaled, so that its gradients keep the hard term's size
+# at any T) and the labels equally. Hinton et al. put less weight on the labels; here the study
+# asks whether a smoothed teacher teaches worse, and an even split keeps a poor teacher from
+# pulling the student off its labels while its share of the loss stays large enough to show.
+DISTILL_TEMPERATURE = 4.0
+DISTILL_WEIGHT = 0.5
+# The distillation settings: none of them without a teacher.
+DISTILLATION = ("teacher", "teacher_sha256", "distill_temperature", "distill_weight")
 # Settings that do not change what a run computes: a run resumed with other values of these is
 # still the same run (the backup's identity leaves them out).
 NOT_IDENTITY = ("debug", "precision", "process_id", "coordinator", "compile_cache",
@@ -41,7 +53,9 @@ class Method:
 class RunConfig:
     """Every setting a run uses. `recipe` is the named recipe with the flags' overrides applied
     (read-only); the other fields are the flags as given or defaulted (`jit_compile` as Keras
-    takes it: "auto", True or False)."""
+    takes it: "auto", True or False; `teacher` as an absolute path, with `teacher_sha256` the
+    digest of its file, so that a run names the very teacher it learnt from; the distillation
+    fields are None without a teacher)."""
 
     method: str
     smoothing: float
@@ -53,6 +67,10 @@ class RunConfig:
     train_size: int | None
     test_size: int | None
     val_size: int | None
+    teacher: str | None
+    teacher_sha256: str | None
+    distill_temperature: float | None
+    distill_weight: float | None
     precision: str
     data_parallel: str
     num_processes: int
@@ -98,9 +116,12 @@ class RunConfig:
                 **fields}
 
     def identity(self):
-        """What a resumed run must repeat exactly; a backup records it."""
+        """What a resumed run must repeat exactly; a backup records it. A run without a teacher
+        leaves the distillation settings out, so that its identity is what it was before they
+        existed and older backups still resume."""
+        left_out = NOT_IDENTITY + (DISTILLATION if self.teacher is None else ())
         return {"method": self.method, **{key: value for key, value in self.args().items()
-                                          if key not in NOT_IDENTITY}}
+                                          if key not in left_out}}
 
 
 def default_compile_cache():
@@ -118,11 +139,12 @@ def resolve(method, flags, argv):
     overrides = {key: getattr(flags, key) for key in FLAG_OVERRIDES
                  if getattr(flags, key) is not None}
     recipe = dict(RECIPES[flags.recipe], **overrides)
+    teacher = _resolve_teacher(flags)
     config = RunConfig(
         method=method, smoothing=flags.smoothing, plot=flags.plot, dataset=flags.dataset,
         recipe_name=flags.recipe, recipe=types.MappingProxyType(recipe), seed=flags.seed,
         train_size=flags.train_size, test_size=flags.test_size, val_size=flags.val_size,
-        precision=flags.precision, data_parallel=flags.data_parallel,
+        **teacher, precision=flags.precision, data_parallel=flags.data_parallel,
         num_processes=flags.num_processes, process_id=flags.process_id,
         coordinator=flags.coordinator, steps_per_execution=flags.steps_per_execution,
         jit_compile=JIT_COMPILE_MODES[flags.jit_compile],
@@ -130,6 +152,40 @@ def resolve(method, flags, argv):
         tensorboard=flags.tensorboard, debug=flags.debug, argv=tuple(argv))
     check(config)
     return config
+
+
+def _resolve_teacher(flags):
+    """The distillation fields of RunConfig from the flags: all None without --teacher, else the
+    teacher's absolute path and digest and T and lambda, defaulted. UsageError for a teacher
+    file that is not there, or for T or lambda given without a teacher."""
+    if flags.teacher is None:
+        for flag in ("distill_temperature", "distill_weight"):
+            if getattr(flags, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs --teacher PATH.keras")
+        return dict.fromkeys(DISTILLATION)
+    teacher = os.path.abspath(flags.teacher)
+    if not os.path.isfile(teacher):
+        raise UsageError(f"--teacher {flags.teacher}: no such file")
+    if not teacher.endswith(".keras"):
+        raise UsageError(f"--teacher {flags.teacher}: not a .keras file (give the <stem>.keras "
+                         "a run of either script wrote)")
+    return {"teacher": teacher, "teacher_sha256": _file_digest(teacher),
+            "distill_temperature": DISTILL_TEMPERATURE if flags.distill_temperature is None
+            else flags.distill_temperature,
+            "distill_weight": DISTILL_WEIGHT if flags.distill_weight is None
+            else flags.distill_weight}
+
+
+def _file_digest(path):
+    """The SHA-256 of the file at `path`, hex; UsageError if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise UsageError(f"--teacher {path}: cannot read ({error.strerror})") from None
+    return digest.hexdigest()
 
 
 def check(config):
@@ -151,9 +207,31 @@ def check(config):
     if config.dataset is not None and not os.path.exists(config.dataset):
         raise UsageError(f"--dataset {config.dataset}: no such file or folder")
     _check_plot_path(config.plot)
+    _check_distillation(config)
     if config.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
         raise UsageError(f"--tensorboard {config.tensorboard}: needs the tensorboard package "
                          "(pip install tensorboard)")
+
+
+def _check_distillation(config):
+    """T > 0, lambda in [0, 1], and a recipe that shows the student each training image as the
+    teacher saw it: the teacher's logits are computed once, on the unaugmented images."""
+    if config.teacher is None:
+        return
+    temperature, weight = config.distill_temperature, config.distill_weight
+    if not 0 < temperature < float("inf"):
+        raise UsageError(f"--distill-temperature must be a positive number, got {temperature}")
+    if not 0 <= weight <= 1:
+        raise UsageError(f"--distill-weight must be in [0, 1], got {weight}")
+    recipe = config.recipe
+    if recipe["max_shift"] or recipe["flip"]:
+        raise UsageError(f"--teacher needs a recipe without augmentation: recipe "
+                         f"{config.recipe_name} shifts or flips the training images, and the "
+                         "teacher's logits, computed once on the unaugmented images, would not "
+                         "match what the student sees (use e.g. --recipe overfit_small)")
+    if config.teacher == os.path.abspath(config.paths["model"]):
+        raise UsageError(f"--teacher {config.teacher} is the model this run writes; give the "
+                         "student another --plot")
 
 
 def _check_processes(config):
