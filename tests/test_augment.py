@@ -180,3 +180,24 @@ def test_flip_modes_are_checked():
     with pytest.raises(ValueError, match="steps_per_epoch"):
         layer(np.zeros((2, 4, 4, 3), np.uint8), training=True)
     assert augment.RandomShiftAndFlip(2, flip=True).steps_taken is None  # no counter needed
+
+
+def test_saved_weights_carry_the_random_state_so_a_restored_layer_draws_the_same_shifts(
+        tmp_path):
+    images = np.random.default_rng(2).integers(0, 256, (8, 8, 8, 3)).astype(np.float32)
+
+    def model_of(seed):
+        inputs = keras.Input((8, 8, 3))
+        return keras.Model(inputs, augment.RandomShiftAndFlip(2, seed=seed)(inputs))
+
+    def augmented(model):
+        return keras.ops.convert_to_numpy(model(images, training=True))
+
+    trained = model_of(seed=3)
+    augmented(trained)  # one batch drawn: the generator has moved on
+    trained.save_weights(tmp_path / "state.weights.h5")
+    expected = augmented(trained)  # what the next batch gets
+    restored = model_of(seed=99)  # another seed: only the saved state can make it agree
+    restored.load_weights(tmp_path / "state.weights.h5")
+    np.testing.assert_array_equal(augmented(restored), expected)
+    assert not np.array_equal(augmented(model_of(seed=3)), expected)  # a fresh start differs

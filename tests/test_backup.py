@@ -12,6 +12,7 @@ from keras.src.utils import python_utils
 
 from pyimagesearch import backup
 from pyimagesearch.backup import EpochBackup, read_state, saved_epochs, saved_run_config
+from pyimagesearch.callbacks import Lookahead
 from pyimagesearch.errors import BackupDamaged
 
 pytestmark = pytest.mark.backend
@@ -270,3 +271,49 @@ def test_batch_end_callbacks_stay_asynchronous_where_the_backend_allows(tmp_path
                                              model=make_model())
     # Keras dispatches batch ends asynchronously only on a thread-safe backend (JAX, not TF)
     assert callbacks._async_train is keras_backend.IS_THREAD_SAFE
+
+
+def lookahead():
+    """Syncs after steps 3 and 6 of 3 two-step epochs: after epochs 1 and 2 the slow weights
+    differ from the model's, so a resumed run needs them from the backup."""
+    return Lookahead(total_steps=6, steps_per_epoch=2, every=3)
+
+
+def killed_lookahead_backup(folder, carried=True):
+    first = lookahead()
+    with pytest.raises(Killed):
+        fit(make_model(), [first, EpochBackup(folder, CONFIG, carried=[first] if carried
+                                              else []), KillAfterEpoch(2)])
+
+
+def test_lookahead_slow_weights_are_carried_so_a_resumed_run_matches_an_unbroken_one(
+        tmp_path, capsys):
+    unbroken = make_model()
+    fit(unbroken, [lookahead()])
+    for carried in (True, False):
+        folder = str(tmp_path / f"carried_{carried}")
+        killed_lookahead_backup(folder, carried)
+        assert ("epoch_0002.callbacks.npz" in os.listdir(folder)) is carried
+        resumed, callback = make_model(), lookahead()
+        fit(resumed, [callback, EpochBackup(folder, CONFIG, carried=[callback] if carried
+                                            else [])])
+        assert f"resuming from {folder}: 2 epochs done, continuing with epoch 3" in \
+            capsys.readouterr().out
+        same = all(np.array_equal(got, want) for got, want in
+                   zip(resumed.get_weights(), unbroken.get_weights(), strict=True))
+        assert same is carried  # restarting the average from the restored weights differs
+
+
+def test_a_damaged_callbacks_file_is_one_line_and_left_alone(tmp_path):
+    folder = tmp_path / "run_backup"
+    killed_lookahead_backup(str(folder))
+    (folder / "epoch_0002.callbacks.npz").write_bytes(b"PK\x03\x04 not a zip")
+    before = listing(folder)
+    callback = lookahead()
+    with pytest.raises(BackupDamaged) as error:
+        fit(make_model(), [callback, EpochBackup(str(folder), CONFIG, carried=[callback])])
+    assert "epoch_0002.callbacks.npz is damaged" in str(error.value)
+    assert len(str(error.value).splitlines()) == 1 and listing(folder) == before
+    os.remove(folder / "epoch_0002.callbacks.npz")
+    with pytest.raises(BackupDamaged, match="names epoch_0002.callbacks.npz, which is missing"):
+        read_state(str(folder))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pyimagesearch import augment, callbacks, evaluation, phases
-from pyimagesearch.batches import pad_to_whole_batches, padding_size
+from pyimagesearch.batches import epoch_order, pad_to_whole_batches, padding_size
 from pyimagesearch.recipes import RECIPES
 
 pytestmark = pytest.mark.backend
@@ -33,6 +33,28 @@ def test_the_training_set_is_padded_to_whole_batches_with_copies_of_its_own_imag
     assert padding_size(45_000, 512) == 56
     with pytest.raises(ValueError, match="make no whole batch"):
         pad_to_whole_batches(images[:3], targets[:3], 4, seed=0)
+
+
+def test_each_epoch_order_is_fixed_by_seed_and_epoch_and_a_stream_starts_at_any_epoch():
+    images = np.arange(10)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    targets = np.arange(10, dtype=np.float32)[:, None]
+    batches = pad_to_whole_batches(images, targets, 5, seed=4)
+    whole = list(batches.stream(0, 3))
+    assert len(whole) == 3 * batches.steps == 6
+    seen = [np.concatenate([image[:, 0, 0, 0] for image, _ in whole[2 * e:2 * e + 2]])
+            for e in range(3)]
+    for epoch, order in enumerate(seen):  # every image once an epoch, in that epoch's order
+        np.testing.assert_array_equal(order, epoch_order(10, 4, epoch))
+        assert sorted(order) == list(range(10))
+    assert len({tuple(order) for order in seen}) == 3  # a new order each epoch
+    for (image, target), (again, again_target) in zip(whole[2:], batches.stream(1, 3)):
+        np.testing.assert_array_equal(image, again)  # resumed at epoch 1: the same batches
+        np.testing.assert_array_equal(target, again_target)
+    np.testing.assert_array_equal(whole[1][1][:, 0], whole[1][0][:, 0, 0, 0])  # pairs kept
+    laid_images, laid_targets = batches.laid_out(1, 3)
+    np.testing.assert_array_equal(laid_images, np.concatenate([b[0] for b in whole[2:]]))
+    np.testing.assert_array_equal(laid_targets, np.concatenate([b[1] for b in whole[2:]]))
+    assert not np.array_equal(epoch_order(10, 5, 0), epoch_order(10, 4, 0))  # the seed decides
 
 
 def default_run_callbacks(tmp_path, recipe):
