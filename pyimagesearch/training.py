@@ -13,7 +13,7 @@ import sys
 import keras
 import numpy as np
 
-from pyimagesearch import backup, callbacks, hardware, whitening, writing
+from pyimagesearch import backup, callbacks, distillation, hardware, whitening, writing
 from pyimagesearch.batches import pad_to_whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
@@ -107,6 +107,10 @@ def _build(method, config, placement, train):
                          "training images make no whole batch")
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[shard_labels]
     targets, loss = method.prepare(one_hot, config.smoothing)  # the only per-method step
+    if config.teacher:  # its logits on these images, computed once (distillation.py)
+        targets, loss = distillation.distill(
+            targets, loss, distillation.teacher_logits(config.teacher, shard_images),
+            config.distill_temperature, config.distill_weight)
     batches = pad_to_whole_batches(shard_images, targets, batch_size, config.seed)
     stem_kernel = None
     if recipe["whiten_stem"]:
@@ -132,7 +136,9 @@ def _result(method, config, placement, precision, data, split, history, diverged
     diverged = diverged_in_epoch is not None
     return {
         "method": method.name, "method_summary": method.summary, "command": config.command,
-        "args": config.args(), "recipe": dict(config.recipe), "precision": precision,
+        "args": config.args(), "recipe": dict(config.recipe),
+        "teacher": distillation.teacher_record(config.teacher) if config.teacher else None,
+        "precision": precision,
         "backend": hardware.backend(), **placement.as_json(),
         "data": {"source": data.source, "train_images": len(train[1]),
                  "val_images": len(val[1]), "test_images": len(test[1])},

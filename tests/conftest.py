@@ -14,6 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # JAX's compilation cache goes to a folder of the test session's, not the user's cache
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="label-smoothing-tests-cache-")
 
+# Runs called in this process (label_smoothing_*.main) find the backend started by earlier
+# tests: make it repeatable, as each run does in its own process, before anything starts it.
+from pyimagesearch import hardware  # noqa: E402
+
+assert hardware.make_repeatable()
+
 
 def write_cifar_folder(root, images_per_batch=40, seed=0):
     """Write root/cifar-10-batches-py/ with five training batches and a test batch of random

@@ -15,8 +15,8 @@ import pytest
 
 import label_smoothing_func
 import label_smoothing_loss
-from conftest import tiny_argv
-from pyimagesearch import backup, cli, distillation, model, recipes, resnet, training
+from conftest import tiny_argv, wait_for_backed_up_epochs
+from pyimagesearch import backup, cli, distillation, model, recipes, resnet
 from pyimagesearch.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -466,13 +466,10 @@ def test_a_run_with_another_teacher_refuses_to_resume(tiny_cifar, tmp_path, caps
     assert "different settings (teacher_sha256)" in capsys.readouterr().err
 
 
-# --- a distilled run end to end (needs training.py to call distillation.distill) ----------------
-
-HOOKED = "distillation.distill(" in open(training.__file__, encoding="utf-8").read()
+# --- a distilled run end to end ------------------------------------------------------------------
 
 
 @pytest.mark.backend
-@pytest.mark.skipif(not HOOKED, reason="training._build does not call distillation.distill yet")
 def test_a_distilled_run_trains_and_weight_zero_trains_as_without_a_teacher(tiny_cifar,
                                                                             teacher_file,
                                                                             tmp_path):
@@ -540,3 +537,21 @@ def test_the_table_groups_teachers_students_and_distilled_students(tmp_path, cap
         "| 0.0200 ± 0.0000 |"]
     assert (tmp_path / "table" / "distillation.md").read_text().count("| overfit") == 3
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_distilled_run_killed_between_epochs_resumes_to_the_uninterrupted_result(
+        tiny_cifar, teacher_file, tmp_path):
+    from test_repeatable import assert_same, finish, outcome, start
+
+    def argv(plot):
+        return tiny_argv(tiny_cifar, plot, "--recipe", "overfit_small", "--epochs", "4",
+                         "--teacher", teacher_file, "--distill-temperature", "4")
+
+    finish(start(argv(tmp_path / "whole.png")))
+    process = start(argv(tmp_path / "cut.png"))
+    wait_for_backed_up_epochs(str(tmp_path / "cut_backup"), 1, process)
+    process.kill()
+    process.wait(timeout=60)
+    assert "resuming from" in finish(start(argv(tmp_path / "cut.png")))
+    pictures = images(16)
+    assert_same(outcome(tmp_path / "whole.png", pictures), outcome(tmp_path / "cut.png", pictures))

@@ -36,6 +36,23 @@ def run_argv(dataset, plot, recipe, epochs):
                      "--precision", "bfloat16", "--seed", "5")
 
 
+def outcome(plot, images):
+    """Everything a run computed: its JSON's numbers (no timings or dates) and its model's
+    logits on `images`."""
+    result = json.loads(plot.with_suffix(".json").read_text())
+    numbers = {key: result[key] for key in ("test_metrics", "test_metrics_temperature_scaled",
+                                            "temperature", "one_view", "reliability_bins")}
+    numbers["history"] = {key: values for key, values in result["history"].items()
+                          if key != "seconds"}
+    model = keras.saving.load_model(plot.with_suffix(".keras"))
+    return numbers, np.asarray(model.predict(images, verbose=0))
+
+
+def assert_same(first, second):
+    assert first[0] == second[0]
+    np.testing.assert_array_equal(first[1], second[1])
+
+
 @pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
