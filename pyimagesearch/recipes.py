@@ -88,7 +88,7 @@ RECIPES["overfit_small"] = dict(RECIPES["overfit"], width=0.5)
 # blocks (no residual add, Dirac-initialised convolutions). Label smoothing stays the study
 # variable, not one of the changes. What the changes were measured to be worth, together and
 # (as far as measured) one at a time, in short CPU probes on a subset of the data: see
-# results/probes/airbench/probes.md; a full-size run in 10 epochs has not been made.
+# results/probes/airbench/probes.md; full-size runs in docs/recipe.md.
 RECIPES["airbench10"] = dict(RECIPES["fast"], epochs=10, flip="alternate", stem_bias_epochs=3,
                              bn_momentum=0.6, block="airbench", dirac_init=True)
 # airbench10 with two more epochs: in ten, full-size runs stayed below `fast`'s fourteen-epoch
