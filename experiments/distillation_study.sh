@@ -5,8 +5,8 @@
 # for validation), Method 2 (loss):
 #   teachers   recipe overfit at α 0 and 0.1, seeds 0 and 1
 #   students   recipe overfit_small (the same net at half width), seeds 0 and 1:
-#              alone at α 0 and 0.1, and at α 0 distilled from every teacher at T 1 and 4
-#              (--distill-weight at its default)
+#              alone at α 0 and 0.1, and at α 0 distilled from each teacher of their own
+#              seed at T 1 and 4 (--distill-weight at its default)
 # Every student trains on the teachers' own training images, which distillation from
 # precomputed logits needs. Teachers first (the students need their .keras), then students;
 # one after another (each uses every core). A run whose JSON exists is skipped (a teacher also
@@ -21,7 +21,7 @@
 # "--epochs 1 --test-size 200" for a smoke test). TEACHER_SMOOTHINGS (default "0 0.1"),
 # STUDENT_SMOOTHINGS (the students alone, default "0 0.1"), TEMPERATURES (default "1 4") and
 # SEEDS (default "0 1", teachers and students alike) replace the lists. With the defaults:
-# 4 teachers, 4 students alone, 16 distilled students.
+# 4 teachers, 4 students alone, 8 distilled students.
 set -euo pipefail
 usage="usage: distillation_study.sh DATASET [OUT]"
 dataset=${1:?$usage}
@@ -65,17 +65,15 @@ for seed in "${seeds[@]}"; do
     if [ -f "${plot%.png}.json" ]; then echo "skip $plot (done)"; continue; fi
     train "$plot" --recipe overfit_small --smoothing "$smoothing" --seed "$seed"
   done
-  for teacher_seed in "${seeds[@]}"; do
-    for teacher_smoothing in "${teacher_smoothings[@]}"; do
-      teacher="$out/teacher_s${teacher_smoothing}_seed${teacher_seed}.keras"
-      for temperature in "${temperatures[@]}"; do
-        name="student_from_s${teacher_smoothing}_seed${teacher_seed}_T${temperature}"
-        plot="$out/${name}_seed${seed}.png"
-        if [ -f "${plot%.png}.json" ]; then echo "skip $plot (done)"; continue; fi
-        if [ ! -f "$teacher" ]; then echo "skip $plot (no teacher $teacher)"; continue; fi
-        train "$plot" --recipe overfit_small --smoothing 0 --seed "$seed" \
-          --teacher "$teacher" --distill-temperature "$temperature"
-      done
+  for teacher_smoothing in "${teacher_smoothings[@]}"; do
+    teacher="$out/teacher_s${teacher_smoothing}_seed${seed}.keras"
+    for temperature in "${temperatures[@]}"; do
+      name="student_from_s${teacher_smoothing}_seed${seed}_T${temperature}"
+      plot="$out/${name}_seed${seed}.png"
+      if [ -f "${plot%.png}.json" ]; then echo "skip $plot (done)"; continue; fi
+      if [ ! -f "$teacher" ]; then echo "skip $plot (no teacher $teacher)"; continue; fi
+      train "$plot" --recipe overfit_small --smoothing 0 --seed "$seed" \
+        --teacher "$teacher" --distill-temperature "$temperature"
     done
   done
 done
