@@ -361,7 +361,8 @@ def flag_cases(folder, dataset):
         (small + ["--teacher", os.path.join(folder, "teacher.txt")],
          "teacher.txt: not a .keras file"),
         (tiny + ["--teacher", teacher],
-         "--teacher needs a recipe without augmentation: recipe fast shifts or flips"),
+         f"--teacher needs a recipe without augmentation: recipe {recipes.DEFAULT_RECIPE} shifts "
+         "or flips"),
         (small + ["--distill-weight", "0.3"], "--distill-weight needs --teacher PATH.keras"),
         (small + ["--distill-temperature", "2"],
          "--distill-temperature needs --teacher PATH.keras"),
