@@ -21,6 +21,7 @@ Each module imports only modules below it in this list (tests/test_layout.py che
                imports tensorflow, jax or torch)
   augment      training augmentation and test-time views, as Keras layers and ops
   resnet       the networks
+  batch_norm   batch norm through TensorFlow's fused kernel; Keras' own layers for saving
   optimizer    SGD with decoupled weight decay and faster batch-norm shifts
   schedule     learning-rate schedules
   whitening    the patch-whitening stem's kernel

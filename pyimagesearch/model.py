@@ -4,8 +4,10 @@
                                                                 -> Normalization -> network
     inference model: uint8 ->                                       Normalization -> network
 
-The two share their layers, so they share their weights. The inference model holds only built-in
-Keras layers: its `.keras` file loads with `keras.saving.load_model` in any Python that has Keras,
+The two share their layers, so they share their weights. Its batch norms train through
+TensorFlow's fused kernel (batch_norm.FusedBatchNormalization); the inference model is saved with
+Keras' own layers in their place (batch_norm.with_builtin_batch_norms), so its `.keras` file holds
+only built-in Keras layers and loads with `keras.saving.load_model` in any Python that has Keras,
 on any backend, without this package.
 """
 import keras

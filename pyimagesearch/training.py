@@ -13,7 +13,7 @@ import sys
 import keras
 import numpy as np
 
-from pyimagesearch import backup, callbacks, distillation, hardware, whitening, writing
+from pyimagesearch import backup, batch_norm, callbacks, distillation, hardware, whitening, writing
 from pyimagesearch.batches import pad_to_whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
@@ -88,8 +88,9 @@ def run(method, config):
                       compiles=compiles.as_json())
         if placement.writes:  # the others, with the same numbers, stay quiet
             print(report_text)
-            writing.write_run_outputs(paths, result, report_text, inference_model, phases,
-                                      config.script)
+            writing.write_run_outputs(paths, result, report_text,
+                                      batch_norm.with_builtin_batch_norms(inference_model),
+                                      phases, config.script)
     return result
 
 

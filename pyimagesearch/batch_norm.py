@@ -1,0 +1,68 @@
+"""Batch normalisation whose training step runs TensorFlow's fused kernel.
+
+Keras 3's BatchNormalization computes a training step's batch statistics and normalisation as a
+dozen elementwise and reduction ops, forward and backward, each a pass over the activations;
+TensorFlow's FusedBatchNormV3 (oneDNN's on CPUs) does each direction in one pass. The layer here
+is Keras' own with only its training-mode call swapped under the TensorFlow backend: the same
+weights, the same normalisation (statistics in float32), the same moving averages. Inference
+and every other backend run Keras' code unchanged, and `with_builtin_batch_norms` turns a model
+back into Keras' layers for saving, so a saved model needs nothing of this package.
+"""
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="pyimagesearch")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """keras.layers.BatchNormalization (its arguments and weights) whose training-mode call,
+    under TensorFlow, on 4-D inputs normalised over the last axis, is one fused kernel."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fused(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # only reached under the TensorFlow backend
+
+        channels = inputs.shape[-1]
+        scale = ops.cast(self.gamma, "float32") if self.scale else tf.ones(channels)
+        offset = ops.cast(self.beta, "float32") if self.center else tf.zeros(channels)
+        # bfloat16 or float32 inputs as they come: the kernel keeps its statistics in float32
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, scale, offset, epsilon=self.epsilon, is_training=True)
+        # The kernel returns the batch variance with Bessel's correction, for TensorFlow's own
+        # moving average; Keras averages the plain (biased) one, as this layer must.
+        count = tf.cast(tf.size(inputs) // channels, tf.float32)
+        variance = variance * ((count - 1) / count)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + variance * (1 - self.momentum))
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _fused(self, inputs, training, mask):
+        return (bool(training) and self.trainable and keras.backend.backend() == "tensorflow"
+                and mask is None and not self.renorm and not self.synchronized
+                and len(inputs.shape) == 4 and self.axis in (-1, 3))
+
+
+def with_builtin_batch_norms(model):
+    """`model` with every FusedBatchNormalization replaced by keras.layers.BatchNormalization
+    of the same configuration and weights (the same model when it has none): what a saved
+    `.keras` file holds, loadable without this package."""
+    if not any(isinstance(layer, FusedBatchNormalization) for layer in _all_layers(model)):
+        return model
+
+    def builtin(layer):
+        if isinstance(layer, FusedBatchNormalization):
+            return layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    # recursive: the network nested in the inference model is cloned layer by layer too
+    copy = keras.models.clone_model(model, clone_function=builtin, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
