@@ -11,7 +11,12 @@ name, "history": [...]}. Each save writes the new files under temporary names an
 into place, then replaces state.json, and only then deletes older files: state.json always names
 whole files. With the batch order a function of the epoch (batches.py), that is everything a
 run's future depends on: a resumed run ends as the uninterrupted one would have.
+
+The folder outlives training: it is removed (`remove`) only once the run's outputs are written
+(writing.py), so a kill or a full disk while they are written costs no training; the rerun
+restores the last epoch, trains nothing and writes them.
 """
+import gc
 import json
 import os
 import re
@@ -27,7 +32,7 @@ import keras
 import numpy as np
 
 from pyimagesearch import hardware
-from pyimagesearch.errors import BackupDamaged, UsageError
+from pyimagesearch.errors import BackupDamaged, UsageError, WriteFailed
 from pyimagesearch.outputs import write_json
 
 STATE_FILE = "state.json"
@@ -110,12 +115,12 @@ def saved_epochs(folder):
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """Backs up the weights, the optimizer's state and the history after each epoch, restores
-    them when training begins (the run continues at the next epoch) and deletes the folder when
-    training ends, a finished run leaving no backup (a run killed or interrupted never ends
-    training). `history` holds one {metric: value, "seconds": epoch time} dict per epoch, the
-    restored ones included. Every process of a job restores; only the one that `writes` (the
-    chief) saves and deletes.
+    """Backs up the weights, the optimizer's state and the history after each epoch and restores
+    them when training begins (the run continues at the next epoch). It leaves the folder when
+    training ends: the run removes it once its outputs are written (`remove`). `history` holds
+    one {metric: value, "seconds": epoch time} dict per epoch, the restored ones included. Every
+    process of a job restores; only the one that `writes` (the chief) saves. A save that fails
+    (a full disk) is WriteFailed, one line saying which epoch the folder still holds.
 
     `carried`: callbacks with state of their own that the run's future depends on; each has
     `state_arrays()` ({name: numpy array}) and `restore_state_arrays(arrays)`, and comes before
@@ -160,8 +165,11 @@ class EpochBackup(keras.callbacks.Callback):
         self.model._initial_epoch = state["epoch"]  # how Keras' fit is told where to start
         self.history = state["history"][:state["epoch"]]
         if self.writes:
-            print(f"resuming from {self.folder}: {state['epoch']} epochs done, continuing with "
-                  f"epoch {state['epoch'] + 1}", file=self.stream or sys.stdout, flush=True)
+            done = state["epoch"]
+            going_on = (f"continuing with epoch {done + 1}" if done < self.params.get("epochs", 0)
+                        else "training is complete, writing the outputs")
+            print(f"resuming from {self.folder}: {done} epochs done, {going_on}",
+                  file=self.stream or sys.stdout, flush=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
@@ -177,34 +185,93 @@ class EpochBackup(keras.callbacks.Callback):
                 self._save(epoch + 1)
 
     def _save(self, epochs_done):
-        os.makedirs(self.folder, exist_ok=True)
         weights = f"epoch_{epochs_done:04d}.weights.h5"
-        # Keras wants the name to end in .weights.h5; the leading dot marks it temporary
-        handle, temporary = tempfile.mkstemp(prefix=f".epoch_{epochs_done:04d}.",
-                                             suffix=".weights.h5", dir=self.folder)
-        os.close(handle)
+        writing = os.path.join(self.folder, weights)
+        temporary = carried = None
         try:
+            os.makedirs(self.folder, exist_ok=True)
+            # Keras wants the name to end in .weights.h5; the leading dot marks it temporary
+            handle, temporary = tempfile.mkstemp(prefix=f".epoch_{epochs_done:04d}.",
+                                                 suffix=".weights.h5", dir=self.folder)
+            os.close(handle)
             self.model.save_weights(temporary, overwrite=True)
-            os.replace(temporary, os.path.join(self.folder, weights))
+            os.replace(temporary, writing)
+            if self.carried:
+                carried = f"epoch_{epochs_done:04d}.callbacks.npz"
+                writing = os.path.join(self.folder, carried)
+                arrays = {f"{index}/{key}": value for index, callback in enumerate(self.carried)
+                          for key, value in callback.state_arrays().items()}
+                _save_arrays(writing, arrays)
+            writing = os.path.join(self.folder, STATE_FILE)
+            write_json(writing, {"config": self.run_config, "epoch": epochs_done,
+                                 "weights": weights, "callbacks": carried,
+                                 "history": self.history})
+        except OSError as error:  # WriteFailed included: state.json still names whole files
+            _release_failed_write(error, temporary)
+            raise WriteFailed(writing, _plain_os_error(error),
+                              self._after_failed_save(weights, carried)) from error
         finally:
-            if os.path.exists(temporary):
+            if temporary is not None and os.path.exists(temporary):
                 os.remove(temporary)
-        carried = None
-        if self.carried:
-            carried = f"epoch_{epochs_done:04d}.callbacks.npz"
-            arrays = {f"{index}/{key}": value for index, callback in enumerate(self.carried)
-                      for key, value in callback.state_arrays().items()}
-            _save_arrays(os.path.join(self.folder, carried), arrays)
-        write_json(os.path.join(self.folder, STATE_FILE),
-                   {"config": self.run_config, "epoch": epochs_done, "weights": weights,
-                    "callbacks": carried, "history": self.history})
         for name in os.listdir(self.folder):  # now unneeded: older files, killed saves' files
             if name not in (weights, carried) and _SAVED.fullmatch(name):
                 os.remove(os.path.join(self.folder, name))
 
-    def on_train_end(self, logs=None):
-        if self.writes and os.path.isdir(self.folder):
-            shutil.rmtree(self.folder)
+    def _after_failed_save(self, *new_files):
+        """After a save that failed: delete its files that state.json does not name (on a full
+        disk they hold space the user needs back) and say what a rerun resumes from."""
+        try:
+            state = read_state(self.folder)
+        except BackupDamaged:  # not by this save, which never touches the files it names
+            state = None
+        named = (state["weights"], state.get("callbacks")) if state else ()
+        for name in new_files:
+            if name and name not in named and os.path.exists(os.path.join(self.folder, name)):
+                os.remove(os.path.join(self.folder, name))
+        if state is None:
+            return "no epoch is backed up yet"
+        return (f"{self.folder} still holds epoch {state['epoch']}: make room and run the same "
+                "command again to resume from there")
+
+
+def _plain_os_error(error):
+    """The system's error alone: HDF5's message around it is long ("Can't synchronously write
+    data (file write failed: time = ..., errno = 28, error message = 'No space left on device',
+    buf = ..."), and the line that names the file should be short."""
+    return OSError(error.errno, os.strerror(error.errno)) if error.errno else error
+
+
+def _release_failed_write(error, temporary):
+    """Close what a failed weights write left open, now and quietly. h5py leaves the file open;
+    its objects, held by the frames of the error's traceback, close it when they are collected,
+    which writes the metadata it still holds: on a full disk that fails again, prints tracebacks
+    from h5py's destructors and crashes the process as it exits. Emptied first, the temporary
+    has room for that last write; then the frames are cleared and the objects collected here,
+    with any report of a second failure dropped: the first is reported already."""
+    if temporary is not None and os.path.exists(temporary):
+        os.truncate(temporary, 0)
+    hooks = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook, sys.excepthook = (lambda unraisable: None), (lambda *exc_info: None)
+    try:
+        trace = error.__traceback__
+        while trace is not None:
+            frame = trace.tb_frame
+            while frame is not None:  # with its callers, which Keras leaves out of tracebacks
+                try:
+                    frame.clear()
+                except RuntimeError:  # still running: this one and its callers are live
+                    break
+                frame = frame.f_back
+            trace = trace.tb_next
+        gc.collect()
+    finally:
+        sys.unraisablehook, sys.excepthook = hooks
+
+
+def remove(folder):
+    """Delete the backup in `folder`, once the run it saved has written its outputs."""
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
 
 
 def _save_arrays(path, arrays):

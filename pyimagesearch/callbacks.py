@@ -152,10 +152,16 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(value)
 
     def on_train_end(self, logs=None):
-        if self.slow is None:  # no step was taken
+        if self.slow is not None:
+            slow = self.copy(self.slow)
+        elif self.restored is not None:
+            # resumed after the last epoch (the outputs were not all written): no step was
+            # taken, and the backup's slow weights are the ones the run ends with
+            slow = self.restored
+        else:  # no step was taken
             return
-        for weight, slow in zip(self._weights(), self.copy(self.slow)):
-            weight.assign(slow)
+        for weight, value in zip(self._weights(), slow, strict=True):
+            weight.assign(value)
 
 
 def remaining_seconds(epoch_seconds, epochs_left):

@@ -44,3 +44,18 @@ class OutputsMissing(RunError):
 
 class NotARunError(RunError):
     """A file given to compare.py that is not a finished run's JSON."""
+
+
+class WriteFailed(RunError, OSError):
+    """A file of the run could not be written (a full disk, a folder in its way): one line naming
+    the file and the cause, wherever in the run it happens. Still an OSError (errno, strerror,
+    filename), so code that handles those keeps doing so."""
+
+    def __init__(self, path, error, advice=""):
+        cause = error.strerror or (str(error).strip().splitlines() or [type(error).__name__])[0]
+        super().__init__(error.errno, cause, path)
+        self.advice = advice
+
+    def __str__(self):
+        return (f"cannot write {self.filename}: {self.strerror}"
+                + (f"; {self.advice}" if self.advice else ""))

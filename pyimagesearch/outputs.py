@@ -6,25 +6,48 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 
 import numpy as np
 
+from pyimagesearch.errors import WriteFailed
+
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+    An OSError on the way (a full disk, a folder where the file goes) is raised as WriteFailed,
+    naming `path`, and the temporary is removed, so a failed write leaves nothing behind."""
     folder, name = os.path.split(os.path.abspath(path))
     suffix = os.path.splitext(name)[1]  # matplotlib picks the format from the extension
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
-    os.close(handle)
-    os.chmod(temporary, 0o644)  # mkstemp makes it private; results are meant to be shared
+    temporary = None
     try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=folder)
+        os.close(handle)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; results are meant to be shared
         yield temporary
         os.replace(temporary, path)
+    except WriteFailed:
+        raise
+    except OSError as error:
+        raise WriteFailed(path, error) from error
     finally:
-        if os.path.exists(temporary):
+        if temporary is not None and os.path.exists(temporary):
             os.remove(temporary)
+
+
+def remove_temporaries(path):
+    """Delete what `atomic_path(path)` leaves when its process is killed mid-write (SIGKILL runs
+    no cleanup). Only for a caller that holds the outputs' lock, so that no other process can be
+    writing them."""
+    folder, name = os.path.split(os.path.abspath(path))
+    # mkstemp's names: the prefix, eight characters of its alphabet, the suffix
+    left = re.compile(re.escape(f".{name}.") + "[a-z0-9_]{8}"
+                      + re.escape(os.path.splitext(name)[1]))
+    for entry in os.listdir(folder):
+        if left.fullmatch(entry):
+            os.remove(os.path.join(folder, entry))
 
 
 def write_text(path, text):

@@ -75,7 +75,9 @@ class Placement:
     def fit_data(self, batches, first_epoch, epochs):
         """`model.fit`'s data arguments for the `batches.WholeBatches` of this process: their
         `stream` from `first_epoch` on, each epoch's order fixed by its number, so that a
-        resumed run trains on the batches an uninterrupted one would."""
+        resumed run trains on the batches an uninterrupted one would. Resumed after the last
+        epoch, Keras trains none but still wants data to look at: the last epoch's."""
+        first_epoch = min(first_epoch, epochs - 1)
         if self.parallel and hardware.backend() == "tensorflow":
             # MirroredStrategy splits only batches of a static size, which Keras gives arrays
             # and not a Python iterator: the same order laid out as arrays, epoch after epoch

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 
-from pyimagesearch.errors import RunLocked
+from pyimagesearch.errors import RunLocked, WriteFailed
 
 # An unreadable lock this recent may be one that another run has created and not yet filled in.
 UNREADABLE_GRACE_SECONDS = 5
@@ -39,18 +39,23 @@ class OutputLock:
         return {"pid": os.getpid(), "host": socket.gethostname()}
 
     def _create(self):
-        """Create the lock file holding our details; False if it exists already."""
+        """Create the lock file holding our details; False if it exists already. WriteFailed
+        if it cannot be written (a full disk), before the run has touched anything."""
         try:
             handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
+        except OSError as error:
+            raise WriteFailed(self.path, error) from error
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         details = dict(self._ours(), started=started, command=self.command)
         try:
             os.write(handle, (json.dumps(details) + "\n").encode())
-        except BaseException:
+        except BaseException as error:
             os.close(handle)
             os.remove(self.path)
+            if isinstance(error, OSError):
+                raise WriteFailed(self.path, error) from error
             raise
         os.close(handle)
         self.held = True

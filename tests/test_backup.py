@@ -132,7 +132,8 @@ def test_resume_restores_weights_optimizer_and_history_and_matches_an_unbroken_r
     assert len(resumer.history) == 3  # each epoch once
     assert resumer.history[:2] == saved_history
     assert resumer.history[2]["loss"] == pytest.approx(resumed.history["loss"][0])
-    assert not folder.exists()  # a finished run leaves no backup
+    # kept when training ends: writing.py removes it once the run's outputs are written
+    assert saved_epochs(str(folder)) == 3
 
     unbroken = make_model()
     fit(unbroken, [])
@@ -317,3 +318,32 @@ def test_a_damaged_callbacks_file_is_one_line_and_left_alone(tmp_path):
     os.remove(folder / "epoch_0002.callbacks.npz")
     with pytest.raises(BackupDamaged, match="names epoch_0002.callbacks.npz, which is missing"):
         read_state(str(folder))
+
+
+def test_a_run_resumed_after_its_last_epoch_trains_nothing_and_ends_as_the_unbroken_one(
+        tmp_path, capsys):
+    """Killed after the last epoch's backup (while its outputs were written): the rerun restores
+    it, takes no step and ends with lookahead's slow weights, as the unbroken run did. Syncing
+    every 4 of 6 steps leaves the last two out of the average, so the model's own weights at the
+    end differ from the slow ones, which only lookahead's train end puts in place."""
+    def unsynced_at_the_end():
+        return Lookahead(total_steps=6, steps_per_epoch=2, every=4)
+
+    unbroken = make_model()
+    fit(unbroken, [unsynced_at_the_end()])
+    folder = str(tmp_path / "run_backup")
+    first = unsynced_at_the_end()
+    with pytest.raises(Killed):
+        fit(make_model(), [first, EpochBackup(folder, CONFIG, carried=[first]),
+                           KillAfterEpoch(3)])
+    capsys.readouterr()
+    resumed, callback, snapshots = make_model(seed=1), unsynced_at_the_end(), Snapshots()
+    fit(resumed, [callback, EpochBackup(folder, CONFIG, carried=[callback]), snapshots])
+    assert capsys.readouterr().out.splitlines() == [
+        f"resuming from {folder}: 3 epochs done, training is complete, writing the outputs"]
+    assert snapshots.at_epoch_end == {}  # no epoch trained
+    assert not all(np.array_equal(got, want) for got, want in
+                   zip(snapshots.at_begin[0], unbroken.get_weights(), strict=True))
+    for got, want in zip(resumed.get_weights(), unbroken.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert saved_epochs(folder) == 3  # until the outputs are written
