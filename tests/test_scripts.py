@@ -60,6 +60,23 @@ def rescore_in_fresh_python(model_path, test_images, val_images, tta, folder):
             np.array(result["val_logits_one_view"]))
 
 
+@pytest.mark.parametrize("log_level", [None, "2"])
+def test_a_run_in_a_fresh_process_writes_nothing_on_stderr(log_level, tiny_cifar, tmp_path):
+    """Not TensorFlow's start-up lines (oneDNN, CUDA probing, cuInit, absl), whether the user
+    left TF_CPP_MIN_LOG_LEVEL alone or exported 2 to silence them; 0 alone shows them."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    if log_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = log_level
+    completed = subprocess.run(
+        [sys.executable, "label_smoothing_loss.py",
+         *tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "1")],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    assert "f1-score" in completed.stdout  # the classification report
+
+
 @pytest.mark.parametrize("script", [label_smoothing_func, label_smoothing_loss])
 def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     plot = tmp_path / "out" / "run.png"  # the folder is created
