@@ -246,6 +246,24 @@ def unpickle_batch(payload, where):
     return np.ascontiguousarray(images), labels
 
 
+def write_random_folder(root, images_per_batch=40, seed=0):
+    """Write root/cifar-10-batches-py/ in the official layout (five training batches and a test
+    batch, protocol-4 pickles) of random images whose labels cycle through the ten classes: a
+    stand-in dataset for tests and benchmarks. Returns the folder's path."""
+    folder = os.path.join(root, FOLDER_NAME)
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in TRAIN_BATCHES + (TEST_BATCH,):
+        batch = {b"batch_label": name.encode(),
+                 b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
+                 b"labels": [int(label) for label in np.arange(images_per_batch) % NUM_CLASSES],
+                 b"filenames": [f"{name}_{index}.png".encode()
+                                for index in range(images_per_batch)]}
+        with open(os.path.join(folder, name), "wb") as handle:
+            pickle.dump(batch, handle, protocol=4)
+    return folder
+
+
 def _check_member(member, archive):
     parts = member.name.replace("\\", "/").split("/")
     if member.name.startswith(("/", "\\")) or ".." in parts:

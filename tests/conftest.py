@@ -1,12 +1,10 @@
 """Shared fixtures: a tiny CIFAR-10 in the official python layout, written by the tests."""
 import json
 import os
-import pickle
 import sys
 import tempfile
 import time
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,25 +14,9 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="label-smoothing-tests-ca
 
 # Runs called in this process (label_smoothing_*.main) find the backend started by earlier
 # tests: make it repeatable, as each run does in its own process, before anything starts it.
-from pyimagesearch import hardware  # noqa: E402
+from pyimagesearch import cifar10, hardware  # noqa: E402
 
 assert hardware.make_repeatable()
-
-
-def write_cifar_folder(root, images_per_batch=40, seed=0):
-    """Write root/cifar-10-batches-py/ with five training batches and a test batch of random
-    images whose labels cycle through the ten classes. Returns the folder path."""
-    folder = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
-        batch = {b"batch_label": name.encode(),
-                 b"data": rng.integers(0, 256, (images_per_batch, 3072), dtype=np.uint8),
-                 b"labels": [int(label) for label in np.arange(images_per_batch) % 10],
-                 b"filenames": [f"{name}_{index}.png".encode() for index in range(images_per_batch)]}
-        with open(os.path.join(folder, name), "wb") as handle:
-            pickle.dump(batch, handle, protocol=4)
-    return folder
 
 
 def tiny_argv(dataset, plot, *extra):
@@ -69,4 +51,4 @@ def float32_policy():
 
 @pytest.fixture(scope="session")
 def tiny_cifar(tmp_path_factory):
-    return write_cifar_folder(str(tmp_path_factory.mktemp("cifar")))
+    return cifar10.write_random_folder(str(tmp_path_factory.mktemp("cifar")))

@@ -3,8 +3,9 @@ two logical CPUs) train with the same per-epoch loss as one device for the same 
 
 Each backend runs in a subprocess, since the device count is fixed when the backend starts. The
 recipe is the default without augmentation, so both runs see the same images; what differs is
-where the arithmetic runs and the order of its sums, so the losses agree to within 1%, not
-exactly."""
+where the arithmetic runs and the order of its sums, so the losses agree closely, not exactly, in
+the first epoch, and less closely in the second, after training has amplified those roundings
+(most under JAX on a CPU without AVX-512)."""
 import importlib.util
 import json
 import os
@@ -51,10 +52,12 @@ def test_two_devices_train_like_one(backend, tiny_cifar, tmp_path):
     one, two = (json.loads((tmp_path / f"{mode}.json").read_text()) for mode in ("off", "on"))
     assert one["devices"] == ["cpu:0"] and not one["data_parallel"]
     assert two["devices"] == ["cpu:0", "cpu:1"] and two["data_parallel"]
-    assert two["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=0.01)
-    # the tolerance is tight against what training changes: the epochs' losses differ by more
-    first, second = one["history"]["loss"]
-    assert abs(second - first) > 0.02 * first
+    (first, second), (first_two, second_two) = one["history"]["loss"], two["history"]["loss"]
+    assert first_two == pytest.approx(first, rel=0.005)
+    assert second_two == pytest.approx(second, rel=0.03)
+    # the first tolerance is tight against what training changes: the epochs' losses differ by
+    # more
+    assert abs(second - first) > 0.01 * first
 
 
 def test_on_with_one_device_takes_the_distributed_path_and_trains_alike(tiny_cifar, tmp_path):
