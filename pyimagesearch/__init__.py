@@ -17,11 +17,11 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
   batches      each epoch's order of the training images, in whole batches
   penultimate  the penultimate-layer projection of Mueller et al. (2019)
-  hardware     backend, devices, precision, versions, compiling (the only module that
-               imports tensorflow, jax or torch)
   augment      training augmentation and test-time views, as Keras layers and ops
   resnet       the networks
   batch_norm   batch norm through TensorFlow's fused kernel; Keras' own layers for saving
+  hardware     backend, devices, precision, versions, compiling (the only module that
+               imports tensorflow, jax or torch)
   optimizer    SGD with decoupled weight decay and faster batch-norm shifts
   schedule     learning-rate schedules
   whitening    the patch-whitening stem's kernel

@@ -11,6 +11,8 @@ back into Keras' layers for saving, so a saved model needs nothing of this packa
 import keras
 from keras import layers, ops
 
+from pyimagesearch import hardware
+
 
 @keras.saving.register_keras_serializable(package="pyimagesearch")
 class FusedBatchNormalization(layers.BatchNormalization):
@@ -20,25 +22,16 @@ class FusedBatchNormalization(layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fused(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf  # only reached under the TensorFlow backend
-
-        channels = inputs.shape[-1]
-        scale = ops.cast(self.gamma, "float32") if self.scale else tf.ones(channels)
-        offset = ops.cast(self.beta, "float32") if self.center else tf.zeros(channels)
-        # bfloat16 or float32 inputs as they come: the kernel keeps its statistics in float32
-        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            inputs, scale, offset, epsilon=self.epsilon, is_training=True)
-        # The kernel returns the batch variance with Bessel's correction, for TensorFlow's own
-        # moving average; Keras averages the plain (biased) one, as this layer must.
-        count = tf.cast(tf.size(inputs) // channels, tf.float32)
-        variance = variance * ((count - 1) / count)
+        outputs, mean, variance = hardware.fused_batch_norm_training(
+            inputs, ops.cast(self.gamma, "float32") if self.scale else None,
+            ops.cast(self.beta, "float32") if self.center else None, self.epsilon)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum
                                     + variance * (1 - self.momentum))
         return ops.cast(outputs, self.compute_dtype)
 
     def _fused(self, inputs, training, mask):
-        return (bool(training) and self.trainable and keras.backend.backend() == "tensorflow"
+        return (bool(training) and self.trainable and hardware.backend() == "tensorflow"
                 and mask is None and not self.renorm and not self.synchronized
                 and len(inputs.shape) == 4 and self.axis in (-1, 3))
 

@@ -86,6 +86,23 @@ def make_repeatable():
     return True
 
 
+def fused_batch_norm_training(inputs, scale, offset, epsilon):
+    """A training step's batch norm of 4-D channels-last `inputs` in TensorFlow's fused kernel
+    (one pass each way, where Keras' layer is a dozen ops): (outputs, batch mean, biased batch
+    variance), the statistics in float32. `scale` or `offset` None: ones or zeros. TensorFlow
+    only."""
+    import tensorflow as tf
+
+    channels = inputs.shape[-1]
+    outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        inputs, tf.ones(channels) if scale is None else scale,
+        tf.zeros(channels) if offset is None else offset, epsilon=epsilon, is_training=True)
+    # The kernel returns the variance with Bessel's correction, for TensorFlow's own moving
+    # average; Keras averages the plain (biased) one
+    count = tf.cast(tf.size(inputs) // channels, tf.float32)
+    return outputs, mean, variance * ((count - 1) / count)
+
+
 def detect_precision():
     """'bfloat16' where the hardware runs it fast, else 'float32'. On a GPU: compute capability
     8.0 or newer (Ampere, Hopper). On a CPU: AVX512-BF16 or AMX, which TensorFlow's oneDNN uses
