@@ -164,17 +164,6 @@ def _quiet_backend_start():
         os.close(devnull)
 
 
-def _start_backend():
-    """Load Keras and the backend; under TensorFlow also start its runtime, made repeatable
-    first (it must be, before the runtime starts), which is when CUDA is probed. JAX's devices
-    are left alone: a multi-process run must start its processes before JAX looks at them."""
-    from pyimagesearch import hardware
-
-    if hardware.backend() == "tensorflow":
-        hardware.make_repeatable()
-        hardware.devices()
-
-
 def _backed_up(backup_folder):
     """Whether `backup_folder` holds an epoch to resume from."""
     from pyimagesearch import backup  # loaded already: the run had started
@@ -193,9 +182,10 @@ def main(method, argv=None):
     try:
         config = parse_config(method, argv)
         with _quiet_backend_start():
+            from pyimagesearch import hardware
             from pyimagesearch.training import run  # Keras and the backend load here
 
-            _start_backend()
+            hardware.start_runtime()
 
         previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
         try:

@@ -3,6 +3,7 @@ library (tensorflow, jax or torch) directly. Everything else is written in Keras
 `KERAS_BACKEND=tensorflow|jax|torch` picks the backend (TensorFlow by default)."""
 import collections
 import contextlib
+import importlib.util
 import os
 import platform
 
@@ -84,6 +85,19 @@ def make_repeatable():
     except RuntimeError:  # the runtime has started: too late for this process
         return False
     return True
+
+
+def start_runtime():
+    """Start what loads and prints at start-up, so that a caller can silence it in one place.
+    Under TensorFlow: its runtime, made repeatable first (it must be, before the runtime
+    starts), which is when CUDA is probed. Under JAX or PyTorch, TensorFlow is loaded where it
+    is installed, because `keras.utils.set_random_seed` imports it under every backend. JAX's
+    devices are left alone: a multi-process run must start its processes before JAX looks."""
+    if backend() == "tensorflow":
+        make_repeatable()
+        devices()
+    elif importlib.util.find_spec("tensorflow") is not None:
+        import tensorflow  # noqa: F401
 
 
 def fused_batch_norm_training(inputs, scale, offset, epsilon):
