@@ -4,8 +4,11 @@
 """
 import sys
 
-from pyimagesearch.cli import main as train_main
-from pyimagesearch.config import Method
+try:
+    from pyimagesearch.cli import main as train_main
+    from pyimagesearch.config import Method
+except KeyboardInterrupt:  # Ctrl-C while Python loads the package: nothing has started
+    sys.exit(130)
 
 __all__ = ["prepare", "main"]
 

@@ -20,7 +20,9 @@ start, "epoch k/E took" after its backup, the report before the outputs) and the
 temporaries. A write can end in the milliseconds between the look and the signal; a SIGKILL that
 leaves the temporary behind proves that it cut the write, and those are counted apart. A kill
 seen after the report with the backup already removed lands "after the outputs": the run was
-complete (every output written), and its rerun is a new run, not a resume.
+complete (every output written), and its rerun is a new run, not a resume; so does one seen in the
+output writes when, once the attempt has exited, its backup is gone and every output is its own
+(the last write ended between the look and the signal).
 SIGINT is sent again every few seconds until the process stops, as a user presses Ctrl-C again
 (Python acts on it between bytecodes, and a library call can be long).
 
@@ -29,7 +31,9 @@ metrics before and after temperature scaling, the temperature, the reliability b
 its history CSV (every epoch once) and its saved model's logits on fixed images are the same, bit
 for bit. Its outputs are all there (JSON, report, plot, calibration figure, .keras, history CSV)
 and nothing is left over (lock, backup, temporaries). Each rerun must resume from the epoch the
-backup holds: an epoch the killed attempt had backed up and the rerun trains again is lost.
+backup holds: an epoch the killed attempt had backed up and the rerun trains again is lost. An
+attempt stopped in its start-up, before it shows whether it resumes, is not judged on that (it
+trained nothing); the rerun after it is. An attempt with a traceback on stderr fails the soak.
 Figures go to --out with the date, the command, the CPU and the commit.
 """
 import argparse
@@ -125,6 +129,12 @@ class Attempt:
 
     def alive(self):
         return self.process.poll() is None
+
+    def said_how_it_starts(self):
+        """Whether the attempt got far enough to show if it resumes: the "resuming from" line
+        comes before the first epoch, and a fresh run's first sign is Keras' "Epoch 1/E"."""
+        return any(line.startswith(("resuming from ", "Epoch ")) for line in list(self.out)) \
+            or self.report_seen()
 
     def resumed_from(self):
         """Epochs the attempt said it resumed from (0: it started afresh)."""
@@ -232,6 +242,14 @@ def deliver(attempt, kind):
     return attempt.process.returncode
 
 
+def run_complete(attempt, stem):
+    """Whether the attempt had finished the run: its backup removed (which comes last) and every
+    output written by it."""
+    return not os.path.isdir(attempt.backup) and all(
+        os.path.exists(stem + suffix) and os.path.getmtime(stem + suffix) >= attempt.started
+        for suffix in OUTPUT_SUFFIXES)
+
+
 def backed_up_epochs(backup):
     try:
         with open(os.path.join(backup, "state.json"), encoding="utf-8") as handle:
@@ -308,7 +326,7 @@ def soak_run(number, recipe, dataset, work, epochs, precision, rng, max_kills, t
     wanted = int(rng.integers(1, max_kills + 1))
     record = {"run": number, "recipe": recipe, "kills": [], "undelivered": 0, "attempts": 0,
               "finished": False, "equal": False, "missing": [], "left": [], "failures": [],
-              "epochs_lost": 0, "wrong_resumes": 0, "tracebacks": 0}
+              "epochs_lost": 0, "wrong_resumes": 0, "undecided": 0, "tracebacks": []}
     backed_up = ended = 0  # what the backup held, and the epochs seen done, when the last ended
     while not record["finished"] and record["attempts"] < wanted + 1 + EXTRA_ATTEMPTS:
         record["attempts"] += 1
@@ -326,6 +344,10 @@ def soak_run(number, recipe, dataset, work, epochs, precision, rng, max_kills, t
             kill = {"kind": kind, "target": target, "phase": phase, "exit": code}
             if phase == "backup write" and kind == "SIGKILL":
                 kill["cut_write"] = bool(writing & attempt.new_temporaries())
+            if phase == "output writes" and run_complete(attempt, stem):
+                # the last write ended between the look and the signal: the run had finished
+                phase = kill["phase"] = "after the outputs"
+                kill["landed_late"] = True
             if phase == "output writes":
                 kill["outputs_written"] = sum(
                     os.path.exists(stem + suffix)
@@ -336,12 +358,20 @@ def soak_run(number, recipe, dataset, work, epochs, precision, rng, max_kills, t
                 record["failures"].append(f"attempt {record['attempts']}: {kind} did not stop it")
         elif not attempt.finish(ATTEMPT_SECONDS):
             record["failures"].append(f"attempt {record['attempts']}: stalled")
-        record["tracebacks"] += any("Traceback" in line for line in attempt.err)
-        resumed = attempt.resumed_from()
-        if record["attempts"] > 1:  # a rerun resumes from what the backup held
-            record["wrong_resumes"] += resumed != backed_up
-            record["epochs_lost"] += max(ended - resumed, 0)
-        backed_up, ended = backed_up_epochs(attempt.backup), attempt.epochs_ended()
+        if any("Traceback" in line for line in attempt.err):
+            record["tracebacks"].append(
+                f"attempt {record['attempts']}"
+                + (f" ({kind} in {phase})" if phase is not None else "") + ": "
+                + " / ".join(line.strip() for line in attempt.err[-3:]))
+        if attempt.said_how_it_starts():
+            resumed = attempt.resumed_from()
+            if record["attempts"] > 1:  # a rerun resumes from what the backup held
+                record["wrong_resumes"] += resumed != backed_up
+                record["epochs_lost"] += max(ended - resumed, 0)
+            ended = attempt.epochs_ended()
+        else:  # stopped in its start-up: it trained nothing, and the next rerun is judged
+            record["undecided"] += 1
+        backed_up = backed_up_epochs(attempt.backup)
         if phase == "after the outputs":  # the run was complete: its rerun is a new run
             ended = 0
         if phase is None:
@@ -417,6 +447,7 @@ def summary(records, args, started, seconds):
         counts = [table[phase, kind] for kind in KINDS]
         lines.append(f"| {phase} | " + " | ".join(map(str, counts)) + f" | {sum(counts)} |")
     cut = [kill for kill in kills if "cut_write" in kill]
+    late = sum(kill.get("landed_late", False) for kill in kills)
     written = collections.Counter(kill["outputs_written"] for kill in kills
                                   if "outputs_written" in kill)
     exits = collections.Counter((kill["kind"], kill["exit"]) for kill in kills)
@@ -424,6 +455,8 @@ def summary(records, args, started, seconds):
         "",
         f"SIGKILLs seen in a backup write that left its temporary behind (the write was cut): "
         f"{sum(kill['cut_write'] for kill in cut)} of {len(cut)}",
+        f"kills seen in the output writes that landed after the last (the backup was gone, "
+        f"every output written; counted after the outputs): {late}",
         "kills in the output writes, by how many of the 5 outputs this attempt had written: "
         + (", ".join(f"{count} written: {written[count]}" for count in sorted(written))
            or "none"),
@@ -442,13 +475,20 @@ def summary(records, args, started, seconds):
         f"{sum(record['epochs_lost'] for record in records)}",
         f"attempts that failed on their own (a resume refused, a crash, a stall): "
         f"{sum(len(record['failures']) for record in records)}",
-        f"attempts with a traceback on stderr: {sum(record['tracebacks'] for record in records)}",
+        f"attempts stopped before they showed whether they resume (not judged on it): "
+        f"{sum(record['undecided'] for record in records)}",
+        f"attempts with a traceback on stderr: "
+        f"{sum(len(record['tracebacks']) for record in records)}",
         f"attempts in all: {sum(record['attempts'] for record in records)}",
         "",
         "## Each run",
         "",
         *[describe(record) for record in records],
     ]
+    tracebacks = [f"run {record['run']} {line}" for record in records
+                  for line in record["tracebacks"]]
+    if tracebacks:
+        lines += ["", "## Tracebacks (the last 3 lines of stderr)", "", *tracebacks]
     return "\n".join(lines) + "\n"
 
 
@@ -509,7 +549,8 @@ def main(argv=None):
     print(text, end="")
     good = all(record["finished"] and record["equal"] and not record["left"]
                and not record["failures"] and not record["wrong_resumes"]
-               and not record["epochs_lost"] for record in records)
+               and not record["epochs_lost"] and not record["tracebacks"]
+               for record in records)
     return 0 if good else 1
 
 

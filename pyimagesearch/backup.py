@@ -33,9 +33,8 @@ import numpy as np
 
 from pyimagesearch import hardware
 from pyimagesearch.errors import BackupDamaged, UsageError, WriteFailed
-from pyimagesearch.outputs import write_json
+from pyimagesearch.outputs import BACKUP_STATE_FILE as STATE_FILE, write_json
 
-STATE_FILE = "state.json"
 STATE_KEYS = ("config", "epoch", "weights", "history")
 # what a save writes: weights files, and the temporaries of a save that was killed
 _SAVED = re.compile(r"(epoch_\d+\.(weights\.h5|callbacks\.npz)"

@@ -6,6 +6,7 @@ imported, so `--help` and usage errors are immediate and print nothing else.
 """
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ import sys
 from pyimagesearch import config as run_config
 from pyimagesearch.cifar10 import DEFAULT_VAL_SIZE
 from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, RunError, UsageError
+from pyimagesearch.outputs import BACKUP_STATE_FILE
 from pyimagesearch.phases import summary as phase_summary
 from pyimagesearch.recipes import DEFAULT_RECIPE, RECIPES
 
@@ -165,13 +167,16 @@ def _quiet_backend_start():
 
 
 def _backed_up(backup_folder):
-    """Whether `backup_folder` holds an epoch to resume from."""
-    from pyimagesearch import backup  # loaded already: the run had started
-
+    """Whether `backup_folder` names an epoch to resume from. Read without Keras: an interrupt
+    can land before Keras has loaded, and loading it now would be slow and print TensorFlow's
+    start-up lines; whether the epoch's files are whole is the rerun's to check."""
     try:
-        return backup.saved_epochs(backup_folder) > 0
-    except RunError:
+        with open(os.path.join(backup_folder, BACKUP_STATE_FILE),
+                  encoding="utf-8") as handle:
+            epoch = json.load(handle).get("epoch")
+    except (OSError, ValueError, AttributeError):  # none, unreadable, not a JSON object
         return False
+    return isinstance(epoch, int) and epoch > 0
 
 
 def main(method, argv=None):

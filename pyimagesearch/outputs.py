@@ -13,6 +13,10 @@ import numpy as np
 
 from pyimagesearch.errors import WriteFailed
 
+# in a run's backup folder (backup.py), the file naming the epoch it holds and that epoch's files;
+# here, below the backup, so that the command line can read it without loading Keras
+BACKUP_STATE_FILE = "state.json"
+
 
 @contextlib.contextmanager
 def atomic_path(path):

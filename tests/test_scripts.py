@@ -77,6 +77,57 @@ def test_a_run_in_a_fresh_process_writes_nothing_on_stderr(log_level, tiny_cifar
     assert "f1-score" in completed.stdout  # the classification report
 
 
+# A Ctrl-C at a chosen moment of the start-up: KeyboardInterrupt raised where the module named
+# in argv[1] is first imported, then the script run as `python <script> <args>` would run it.
+INTERRUPT_AT_IMPORT = r"""
+import runpy, sys
+
+module, sys.argv = sys.argv[1], sys.argv[2:]
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("module, backed_up", [
+    ("pyimagesearch.cli", False),   # while Python loads the package, before main()
+    ("keras", False),               # while the backend loads, in the quiet block
+    ("keras", True),                # the same, rerunning a run that has a backup
+])
+def test_ctrl_c_during_start_up_exits_130_with_one_line_and_no_traceback(
+        module, backed_up, tiny_cifar, tmp_path):
+    """Nothing of Python's traceback or TensorFlow's start-up lines; once main() runs, the line
+    says whether there is a backup to resume from (read without loading Keras)."""
+    if backed_up:
+        backup = tmp_path / "run_backup"
+        backup.mkdir()
+        (backup / "state.json").write_text(json.dumps({"epoch": 2}))  # read, not resumed
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    completed = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_AT_IMPORT, module, "label_smoothing_loss.py",
+         *tiny_argv(tiny_cifar, tmp_path / "run.png", "--epochs", "1")],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env,
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 130, completed.stderr
+    assert "Traceback" not in completed.stderr and "absl" not in completed.stderr, \
+        completed.stderr
+    if module == "pyimagesearch.cli":
+        assert completed.stderr == ""
+    else:
+        lines = completed.stderr.strip().splitlines()
+        assert len(lines) == 1, completed.stderr
+        assert lines[0].startswith("label_smoothing_loss.py: interrupted.")
+        resumable = "run the same command again to resume" in lines[0]
+        assert resumable == backed_up, lines[0]
+    assert not (tmp_path / "run.lock").exists()
+
+
 @pytest.mark.parametrize("script", [label_smoothing_func, label_smoothing_loss])
 def test_script_writes_every_output(script, tiny_cifar, tmp_path, capsys):
     plot = tmp_path / "out" / "run.png"  # the folder is created
