@@ -195,3 +195,39 @@ def test_a_disk_full_while_the_outputs_are_written_keeps_the_backup_and_the_reru
         again = json.load(handle)
     for key in ("test_metrics", "test_metrics_temperature_scaled", "temperature", "history"):
         assert again[key] == first[key], key
+
+
+def test_a_save_cut_after_its_weights_deletes_them_and_the_rerun_resumes_from_the_last_epoch(
+        tiny_cifar, tmp_path, monkeypatch, capsys):
+    """The disk fills between epoch 2's weights, renamed into place, and the rest of its save:
+    those weights, which state.json does not name, are deleted (on a full disk they hold space
+    the user needs back), and epoch 1 stays the backup."""
+    import keras
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    disk = InjectedDisk(folder, monkeypatch)
+    real_save_weights = keras.Model.save_weights
+
+    def save_then_fill(self, filepath, *args, **kwargs):
+        real_save_weights(self, filepath, *args, **kwargs)
+        if os.path.basename(filepath).startswith(".epoch_0002."):
+            disk.fill()
+    monkeypatch.setattr(keras.Model, "save_weights", save_then_fill)
+    code, err, _ = run(tiny_cifar, disk, capsys)
+    monkeypatch.setattr(keras.Model, "save_weights", real_save_weights)
+    backup = os.path.join(disk.folder, "run_backup")
+    assert code == 1, err
+    assert err == [f"label_smoothing_loss.py: error: cannot write "
+                   f"{os.path.join(backup, 'epoch_0002.callbacks.npz')}: No space left on "
+                   f"device; {backup} still holds epoch 1: make room and run the same command "
+                   "again to resume from there"]
+    assert backed_up(disk) == 1
+    assert sorted(os.listdir(backup)) == ["epoch_0001.callbacks.npz", "epoch_0001.weights.h5",
+                                          "state.json"]
+
+    disk.free()
+    code, err, out = run(tiny_cifar, disk, capsys)
+    assert code == 0, err
+    assert f"resuming from {backup}: 1 epochs done, continuing with epoch 2" in out.splitlines()
+    assert_finished(disk)
