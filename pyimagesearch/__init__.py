@@ -30,6 +30,7 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   cifar10      a safe CIFAR-10 loader and the split
   outputs      atomic writes
   phases       where a run's time goes
+  signals      Ctrl-C and SIGTERM as exceptions, raised again where a finaliser swallowed one
   smoothing    smooth_labels
   errors       every error a run raises on purpose, with its exit code
 Nothing heavy is imported here.

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pyimagesearch import backup, calibration, hardware
+from pyimagesearch import backup, calibration, hardware, signals
 from pyimagesearch.evaluation import predict_padded
 from pyimagesearch.outputs import write_text
 
@@ -164,6 +164,18 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(value)
 
 
+class StopCheck(keras.callbacks.Callback):
+    """Raises a stop signal that a finaliser swallowed (signals.py) at the next batch's start,
+    or once the epoch's backup is written: last in the list, so that its epoch end comes after
+    the backup's."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        signals.raise_if_stopped()
+
+    def on_epoch_end(self, epoch, logs=None):
+        signals.raise_if_stopped()
+
+
 def remaining_seconds(epoch_seconds, epochs_left):
     """Seconds left, from the epochs timed so far. The first epoch of a run includes compilation
     and warm-up, so once there is a second one it is left out."""
@@ -243,4 +255,5 @@ def training_callbacks(predictor, val, paths, identity, recipe, steps_per_epoch,
         if tensorboard:
             # config.check has made sure the tensorboard package is there
             fit_callbacks.append(keras.callbacks.TensorBoard(log_dir=tensorboard))
+    fit_callbacks.append(StopCheck())
     return fit_callbacks, guard, history

@@ -8,10 +8,9 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
 
-from pyimagesearch import config as run_config
+from pyimagesearch import config as run_config, signals
 from pyimagesearch.cifar10 import DEFAULT_VAL_SIZE
 from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, RunError, UsageError
 from pyimagesearch.outputs import BACKUP_STATE_FILE
@@ -135,14 +134,6 @@ def summary_line(result):
             f"({phase_summary(result['phases'])})")
 
 
-class Terminated(BaseException):
-    """SIGTERM (a batch scheduler, `docker stop`), raised like Ctrl-C's KeyboardInterrupt."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def _quiet_backend_start():
     """TensorFlow's C++ start-up lines (oneDNN, CUDA probing, a cuInit error on every machine
@@ -192,27 +183,23 @@ def main(method, argv=None):
 
             hardware.start_runtime()
 
-        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
-        try:
+        with signals.handled():
             result = run(method, config)
-        finally:
-            signal.signal(signal.SIGTERM, previous_handler)
     except RunError as error:
         if config is not None and config.debug and not isinstance(error, UsageError):
             raise
         one_line = " ".join(str(error).split())  # e.g. tarfile lists one reason per line
         print(f"{prog}: error: {one_line}", file=sys.stderr)
         return error.exit_code
-    except (KeyboardInterrupt, Terminated) as stop:
+    except (KeyboardInterrupt, signals.Terminated) as stop:
         # the backup is on disk; a second signal must not turn a clean exit into a traceback
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signals.ignore_from_now()
         backup = config.paths["backup"] if config is not None else None
-        what = "terminated" if isinstance(stop, Terminated) else "interrupted"
+        what = "terminated" if isinstance(stop, signals.Terminated) else "interrupted"
         print(f"\n{prog}: {what}. "
               + (f"Progress up to the last completed epoch is saved in {backup}; run the same "
                  "command again to resume." if backup and _backed_up(backup) else
                  "No epoch had completed, nothing to resume."), file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(stop, signals.Terminated) else EXIT_INTERRUPTED
     print(summary_line(result), flush=True)
     return EXIT_OK

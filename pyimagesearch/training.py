@@ -13,7 +13,8 @@ import sys
 import keras
 import numpy as np
 
-from pyimagesearch import backup, batch_norm, callbacks, distillation, hardware, whitening, writing
+from pyimagesearch import (backup, batch_norm, callbacks, distillation, hardware, signals,
+                           whitening, writing)
 from pyimagesearch.batches import pad_to_whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
@@ -80,12 +81,14 @@ def run(method, config):
         if result["diverged"]:
             _report_divergence(placement, paths, result, phases, compiles,
                                guard.diverged_in_epoch)
+        signals.raise_if_stopped()  # one a finaliser swallowed: see signals.py
         with phases("evaluation"):
             evaluation, report_text = evaluate(inference_model, test, val, config.recipe["tta"],
                                                predict_batch_size)
         result.update(evaluation)
         result.update(phases=phases.as_json(), wall_seconds=phases.total(),
                       compiles=compiles.as_json())
+        signals.raise_if_stopped()
         if placement.writes:  # the others, with the same numbers, stay quiet
             print(report_text)
             writing.write_run_outputs(paths, result, report_text,
