@@ -402,13 +402,20 @@ def describe(record):
 
 
 def cpu_model():
+    """'AMD EPYC, family 25 model 1, 2 CPUs': the model name alone may not say which CPU."""
+    fields = {}
     try:
-        listing = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "cpu family", "model"):
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
-        listing = ""
-    model = next((line.split(":", 1)[1].strip() for line in listing.splitlines()
-                  if line.startswith("Model name")), platform.processor() or platform.machine())
-    return f"{model}, {os.cpu_count()} CPUs"
+        pass
+    name = fields.get("model name", platform.processor() or platform.machine())
+    family = (f", family {fields['cpu family']} model {fields['model']}"
+              if "cpu family" in fields and "model" in fields else "")
+    return f"{name}{family}, {os.cpu_count()} CPUs"
 
 
 def commit():
