@@ -6,7 +6,8 @@ that is inside a finaliser (an object's `__del__`, a weakref callback, which lib
 their objects are collected) the exception it raises goes no further: Python prints "Exception
 ignored in ..." and carries on as if no signal had come, and the run would go on to its end.
 So each handler also records its signal, and `raise_if_stopped()`, at the run's safe points
-(each training batch, before the evaluation and before the writes), raises it again.
+(each training batch, each epoch's end after its backup, before the evaluation and before the
+writes), raises it again.
 """
 import contextlib
 import signal
