@@ -244,10 +244,11 @@ def deliver(attempt, kind):
 
 def run_complete(attempt, stem):
     """Whether the attempt had finished the run: its backup removed (which comes last) and every
-    output written by it."""
-    return not os.path.isdir(attempt.backup) and all(
+    output of the writes written by it (the history CSV is written in training, which a rerun
+    resumed after the last epoch skips)."""
+    return not os.path.isdir(attempt.backup) and os.path.exists(stem + "_history.csv") and all(
         os.path.exists(stem + suffix) and os.path.getmtime(stem + suffix) >= attempt.started
-        for suffix in OUTPUT_SUFFIXES)
+        for suffix in OUTPUT_SUFFIXES if suffix != "_history.csv")
 
 
 def backed_up_epochs(backup):
