@@ -3,6 +3,8 @@ when a finaliser swallowed them, so that a Ctrl-C or SIGTERM is never lost."""
 import gc
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +15,7 @@ from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 # the finalisers' ignored exceptions are the point here, not a fault to warn of
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STOPS = [(signal.SIGTERM, signals.Terminated), (signal.SIGINT, KeyboardInterrupt)]
 
 
@@ -45,10 +48,14 @@ def swallow(number):
 
 
 @pytest.mark.parametrize("number, stop", STOPS)
-def test_a_signal_raised_inside_a_finaliser_is_lost_to_python_and_raised_again(number, stop):
+def test_a_signal_raised_inside_a_finaliser_is_lost_to_python_and_raised_again(
+        number, stop, monkeypatch):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
     with signals.handled():
         signals.raise_if_stopped()  # nothing yet
-        swallow(number)  # returns: Python reported the exception as ignored and went on
+        swallow(number)  # returns: Python went on past the exception
+        assert reported == []  # and its "Exception ignored" report is left out
         with pytest.raises(stop):
             signals.raise_if_stopped()
         with pytest.raises(stop):  # the run's next batch
@@ -62,6 +69,35 @@ def test_a_signal_in_ordinary_code_is_raised_where_it_lands(number, stop):
             os.kill(os.getpid(), number)
             for _ in range(1000):
                 pass
+
+
+def test_other_exceptions_in_finalisers_are_still_reported(monkeypatch):
+    class Faulty:
+        def __del__(self):
+            raise ValueError("a library's own fault")
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    with signals.handled():
+        Faulty()
+        gc.collect()
+    assert [type(report.exc_value) for report in reported] == [ValueError]
+    assert sys.unraisablehook == reported.append
+
+
+def test_once_python_exits_both_signals_are_ignored(tmp_path):
+    """An exit function registered before the run's runs after signals.py's (last in, first
+    out), as the backend's finalisers do: it finds both signals ignored."""
+    probe = (
+        "import atexit, signal\n"
+        "atexit.register(lambda: print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
+        " signal.getsignal(signal.SIGTERM) is signal.SIG_IGN))\n"
+        "from pyimagesearch import signals\n"
+        "with signals.handled():\n"
+        "    pass\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                               text=True, timeout=60)
+    assert completed.stdout.split() == ["True", "True", "True"], completed.stderr
 
 
 def test_the_handlers_are_restored_and_nothing_is_left_pending():
