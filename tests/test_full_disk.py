@@ -117,6 +117,21 @@ def backed_up(disk):
         return json.load(handle)["epoch"]
 
 
+def full_in_training(backup, unwritten):
+    """The one line of a run whose save of epoch 2 found the disk full at `unwritten`."""
+    return (f"label_smoothing_loss.py: error: cannot write {os.path.join(backup, unwritten)}: "
+            f"No space left on device; {backup} still holds epoch 1: make room and run the same "
+            "command again to resume from there")
+
+
+def assert_resumes_from_epoch_1_and_finishes(tiny_cifar, disk, capsys):
+    code, err, out = run(tiny_cifar, disk, capsys)
+    assert code == 0, err
+    backup = os.path.join(disk.folder, "run_backup")
+    assert f"resuming from {backup}: 1 epochs done, continuing with epoch 2" in out.splitlines()
+    assert_finished(disk)
+
+
 def assert_finished(disk):
     for name in OUTPUTS:
         assert os.path.getsize(os.path.join(disk.folder, name)) > 0, name
@@ -142,19 +157,13 @@ def test_a_disk_full_during_training_keeps_the_last_epoch_and_the_rerun_resumes(
         monkeypatch.setattr(callbacks.HistoryCSV, "on_epoch_end", real_csv_end)
     backup = os.path.join(disk.folder, "run_backup")
     assert code == 1, err
-    assert err == [f"label_smoothing_loss.py: error: cannot write "
-                   f"{os.path.join(backup, 'epoch_0002.weights.h5')}: No space left on device; "
-                   f"{backup} still holds epoch 1: make room and run the same command again "
-                   "to resume from there"]
+    assert err == [full_in_training(backup, "epoch_0002.weights.h5")]
     assert backed_up(disk) == 1
     assert not [name for name in os.listdir(backup) if name.startswith(".")]
     assert not os.path.exists(os.path.join(disk.folder, "run.lock"))
 
     disk.free()
-    code, err, out = run(tiny_cifar, disk, capsys)
-    assert code == 0, err
-    assert f"resuming from {backup}: 1 epochs done, continuing with epoch 2" in out.splitlines()
-    assert_finished(disk)
+    assert_resumes_from_epoch_1_and_finishes(tiny_cifar, disk, capsys)
     with open(os.path.join(disk.folder, "run.json"), encoding="utf-8") as handle:
         assert len(json.load(handle)["history"]["loss"]) == 2
 
@@ -218,16 +227,10 @@ def test_a_save_cut_after_its_weights_deletes_them_and_the_rerun_resumes_from_th
     monkeypatch.setattr(keras.Model, "save_weights", real_save_weights)
     backup = os.path.join(disk.folder, "run_backup")
     assert code == 1, err
-    assert err == [f"label_smoothing_loss.py: error: cannot write "
-                   f"{os.path.join(backup, 'epoch_0002.callbacks.npz')}: No space left on "
-                   f"device; {backup} still holds epoch 1: make room and run the same command "
-                   "again to resume from there"]
+    assert err == [full_in_training(backup, "epoch_0002.callbacks.npz")]
     assert backed_up(disk) == 1
     assert sorted(os.listdir(backup)) == ["epoch_0001.callbacks.npz", "epoch_0001.weights.h5",
                                           "state.json"]
 
     disk.free()
-    code, err, out = run(tiny_cifar, disk, capsys)
-    assert code == 0, err
-    assert f"resuming from {backup}: 1 epochs done, continuing with epoch 2" in out.splitlines()
-    assert_finished(disk)
+    assert_resumes_from_epoch_1_and_finishes(tiny_cifar, disk, capsys)

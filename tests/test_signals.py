@@ -13,8 +13,6 @@ from conftest import tiny_argv
 from pyimagesearch import callbacks, signals
 from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
-# the finalisers' ignored exceptions are the point here, not a fault to warn of
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STOPS = [(signal.SIGTERM, signals.Terminated), (signal.SIGINT, KeyboardInterrupt)]
 
