@@ -65,6 +65,12 @@ def set_inter_op(threads):
     return tf.config.threading.get_inter_op_parallelism_threads()
 
 
+def allocator_setting():
+    """How TensorFlow allocates CPU tensors in this process (hardware.pool_cpu_memory), for the
+    header: the pool or malloc changes a step's kernel time."""
+    return f"TF_CPU_ALLOCATOR_USE_BFC={os.environ.get('TF_CPU_ALLOCATOR_USE_BFC', 'unset')}"
+
+
 def cpu_details():
     """'Intel(R) Xeon(R) Processor, family 6 model 167, amx_bf16 avx512_bf16' from /proc/cpuinfo
     (the bfloat16 flags decide --precision auto); the model name alone may not say which CPU."""
@@ -356,6 +362,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if hardware.backend() not in ("tensorflow", "jax"):
         parser.error(f"the {hardware.backend()} backend is not supported (TensorFlow or JAX)")
+    hardware.pool_cpu_memory()  # as runs do, unless TF_CPU_ALLOCATOR_USE_BFC says otherwise
     inter_op = set_inter_op(args.inter_op)
     recipe = RECIPES[args.recipe]
     batch_size = args.batch_size or recipe["batch_size"]
@@ -367,7 +374,7 @@ def main(argv=None):
     print(f"# arguments: precision {precision} (--precision {args.precision}), batch {batch_size}, "
           f"recipe '{args.recipe}', {args.seconds:g} s per measurement, {args.rounds} rounds, "
           f"warm-up {args.warmup} steps, inter-op threads {inter_op} (--inter-op {args.inter_op}),"
-          f" {args.images:,} random images, seed {args.seed}")
+          f" {args.images:,} random images, seed {args.seed}, {allocator_setting()}")
     print(f"# load average at start (1, 5, 15 min): "
           f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
 

@@ -81,6 +81,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps-per-execution", type=int, default=1)
     args = parser.parse_args(argv)
+    hardware.pool_cpu_memory()  # as runs do, unless TF_CPU_ALLOCATOR_USE_BFC says otherwise
     rng = np.random.default_rng(args.seed)
     images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     one_hot = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.images)]
@@ -95,7 +96,8 @@ def main(argv=None):
           + ", ".join(f"{name} {version}" for name, version in versions.items()))
     print(f"# model: recipe 'fast' (model.build_models, learned stem), CE(label_smoothing=0.1), "
           f"random uint8 {args.images:,}x32x32x3; {args.warmup} warm-up steps, then "
-          f"{args.seconds:.0f} s timed per row; steps_per_execution {args.steps_per_execution}")
+          f"{args.seconds:.0f} s timed per row; steps_per_execution {args.steps_per_execution}; "
+          f"TF_CPU_ALLOCATOR_USE_BFC={os.environ.get('TF_CPU_ALLOCATOR_USE_BFC', 'unset')}")
     print(f"{'precision':<10} {'batch':>5} {'lookahead':>9} {'steps':>6} {'time_s':>7} "
           f"{'img/s':>10}")
     started = time.perf_counter()

@@ -13,9 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="label-smoothing-tests-cache-")
 
 # Runs called in this process (label_smoothing_*.main) find the backend started by earlier
-# tests: make it repeatable, as each run does in its own process, before anything starts it.
+# tests: set it up as each run does in its own process, before anything starts it.
 from pyimagesearch import cifar10, hardware  # noqa: E402
 
+hardware.pool_cpu_memory()
 assert hardware.make_repeatable()
 
 
