@@ -38,6 +38,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from pyimagesearch import tf_settings  # noqa: E402
+
+tf_settings.set_defaults()  # as the scripts do; it must come before TensorFlow loads
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
@@ -63,12 +66,6 @@ def set_inter_op(threads):
         except RuntimeError:
             raise SystemExit("TensorFlow started before --inter-op could be set") from None
     return tf.config.threading.get_inter_op_parallelism_threads()
-
-
-def allocator_setting():
-    """How TensorFlow allocates CPU tensors in this process (hardware.pool_cpu_memory), for the
-    header: the pool or malloc changes a step's kernel time."""
-    return f"TF_CPU_ALLOCATOR_USE_BFC={os.environ.get('TF_CPU_ALLOCATOR_USE_BFC', 'unset')}"
 
 
 def cpu_details():
@@ -362,7 +359,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if hardware.backend() not in ("tensorflow", "jax"):
         parser.error(f"the {hardware.backend()} backend is not supported (TensorFlow or JAX)")
-    hardware.pool_cpu_memory()  # as runs do, unless TF_CPU_ALLOCATOR_USE_BFC says otherwise
     inter_op = set_inter_op(args.inter_op)
     recipe = RECIPES[args.recipe]
     batch_size = args.batch_size or recipe["batch_size"]
@@ -374,7 +370,7 @@ def main(argv=None):
     print(f"# arguments: precision {precision} (--precision {args.precision}), batch {batch_size}, "
           f"recipe '{args.recipe}', {args.seconds:g} s per measurement, {args.rounds} rounds, "
           f"warm-up {args.warmup} steps, inter-op threads {inter_op} (--inter-op {args.inter_op}),"
-          f" {args.images:,} random images, seed {args.seed}, {allocator_setting()}")
+          f" {args.images:,} random images, seed {args.seed}, {tf_settings.describe()}")
     print(f"# load average at start (1, 5, 15 min): "
           f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
 

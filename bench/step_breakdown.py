@@ -46,6 +46,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from pyimagesearch import tf_settings  # noqa: E402
+
+tf_settings.set_defaults()  # as the scripts do; it must come before TensorFlow loads
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
@@ -281,7 +284,6 @@ def main(argv=None):
         unknown = set(variant.split("+")) - set(VARIANT_PARTS)
         if unknown:
             parser.error(f"unknown variant part(s) {sorted(unknown)} in '{variant}'")
-    hardware.pool_cpu_memory()  # as runs do, unless TF_CPU_ALLOCATOR_USE_BFC says otherwise
     inter_op = ceiling.set_inter_op(args.inter_op)
     recipe = dict(RECIPES[args.recipe], lookahead=False)
     batch_size = args.batch_size or recipe["batch_size"]
@@ -291,7 +293,7 @@ def main(argv=None):
     print(f"# arguments: precision {precision}, batch {batch_size}, recipe '{args.recipe}' "
           f"(lookahead left out), {args.warmup} warm-up + {args.steps} profiled steps, "
           f"inter-op threads {inter_op} (--inter-op {args.inter_op}), variants "
-          f"{', '.join(variants) or 'none'}, seed {args.seed}, {ceiling.allocator_setting()}")
+          f"{', '.join(variants) or 'none'}, seed {args.seed}, {tf_settings.describe()}")
     print(f"# load average at start (1, 5, 15 min): "
           f"{' '.join(f'{value:.2f}' for value in os.getloadavg())}", flush=True)
 

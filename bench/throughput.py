@@ -21,6 +21,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from pyimagesearch import tf_settings  # noqa: E402
+
+tf_settings.set_defaults()  # as the scripts do; it must come before TensorFlow loads
 import keras  # noqa: E402
 
 from pyimagesearch import callbacks, hardware, model  # noqa: E402
@@ -81,7 +84,6 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps-per-execution", type=int, default=1)
     args = parser.parse_args(argv)
-    hardware.pool_cpu_memory()  # as runs do, unless TF_CPU_ALLOCATOR_USE_BFC says otherwise
     rng = np.random.default_rng(args.seed)
     images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     one_hot = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.images)]
@@ -97,7 +99,7 @@ def main(argv=None):
     print(f"# model: recipe 'fast' (model.build_models, learned stem), CE(label_smoothing=0.1), "
           f"random uint8 {args.images:,}x32x32x3; {args.warmup} warm-up steps, then "
           f"{args.seconds:.0f} s timed per row; steps_per_execution {args.steps_per_execution}; "
-          f"TF_CPU_ALLOCATOR_USE_BFC={os.environ.get('TF_CPU_ALLOCATOR_USE_BFC', 'unset')}")
+          f"{tf_settings.describe()}")
     print(f"{'precision':<10} {'batch':>5} {'lookahead':>9} {'steps':>6} {'time_s':>7} "
           f"{'img/s':>10}")
     started = time.perf_counter()

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from pyimagesearch import config as run_config, signals
+from pyimagesearch import config as run_config, signals, tf_settings
 from pyimagesearch.cifar10 import DEFAULT_VAL_SIZE
 from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, RunError, UsageError
 from pyimagesearch.outputs import BACKUP_STATE_FILE
@@ -177,6 +177,7 @@ def main(method, argv=None):
     config = None
     try:
         config = parse_config(method, argv)
+        tf_settings.set_defaults()
         with _quiet_backend_start():
             from pyimagesearch import hardware
             from pyimagesearch.training import run  # Keras and the backend load here

@@ -87,25 +87,13 @@ def make_repeatable():
     return True
 
 
-def pool_cpu_memory():
-    """Keep TensorFlow's CPU tensors in a pool (its BFC allocator) rather than asking malloc for
-    each one: a training step's activations are large enough that malloc maps them fresh from
-    the kernel and unmaps them when freed, so every page is faulted in and zeroed again on every
-    step, kernel time on every core that the convolutions wait for. Arithmetic is unchanged.
-    TensorFlow reads the setting when it allocates its first tensor, so this must come before
-    that; a user's own TF_CPU_ALLOCATOR_USE_BFC wins."""
-    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-
-
 def start_runtime():
     """Start what loads and prints at start-up, so that a caller can silence it in one place.
-    Under TensorFlow: its runtime, its CPU memory pooled and made repeatable first (both must
-    be, before the runtime starts), which is when CUDA is probed. Under JAX or PyTorch,
-    TensorFlow is loaded where it is installed, because `keras.utils.set_random_seed` imports it
-    under every backend. JAX's devices are left alone: a multi-process run must start its
-    processes before JAX looks."""
+    Under TensorFlow: its runtime, made repeatable first (it must be, before the runtime
+    starts), which is when CUDA is probed. Under JAX or PyTorch, TensorFlow is loaded where it
+    is installed, because `keras.utils.set_random_seed` imports it under every backend. JAX's
+    devices are left alone: a multi-process run must start its processes before JAX looks."""
     if backend() == "tensorflow":
-        pool_cpu_memory()
         make_repeatable()
         devices()
     elif importlib.util.find_spec("tensorflow") is not None:

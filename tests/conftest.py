@@ -14,9 +14,11 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="label-smoothing-tests-ca
 
 # Runs called in this process (label_smoothing_*.main) find the backend started by earlier
 # tests: set it up as each run does in its own process, before anything starts it.
+from pyimagesearch import tf_settings  # noqa: E402
+
+tf_settings.set_defaults()
 from pyimagesearch import cifar10, hardware  # noqa: E402
 
-hardware.pool_cpu_memory()
 assert hardware.make_repeatable()
 
 
