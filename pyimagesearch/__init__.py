@@ -32,6 +32,7 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   phases       where a run's time goes
   signals      Ctrl-C and SIGTERM as exceptions, raised again where a finaliser swallowed one
   smoothing    smooth_labels
+  tf_settings  TensorFlow's environment settings, set before it loads
   errors       every error a run raises on purpose, with its exit code
 Nothing heavy is imported here.
 """

@@ -51,8 +51,9 @@ def test_training_step_matches_numpy_and_keras(scale):
 
     builtin_outputs = hardware.to_numpy(builtin(images, training=True))
     np.testing.assert_allclose(outputs, builtin_outputs, rtol=1e-5, atol=1e-5)
+    # float32 sums of 560 values in different orders (oneDNN's fused kernel, Keras' ops)
     for mine, keras_own in zip(fused.get_weights(), builtin.get_weights()):
-        np.testing.assert_allclose(mine, keras_own, rtol=1e-6)
+        np.testing.assert_allclose(mine, keras_own, rtol=1e-5)
 
 
 @pytest.mark.skipif(hardware.backend() != "tensorflow", reason="the fused kernel is TensorFlow's")
