@@ -9,7 +9,7 @@ DEFAULTS = {
     # oneDNN's CPU kernels on every x86 CPU. TensorFlow turns them on by itself only where the
     # CPU has AVX-512 VNNI/BF16 or AMX; elsewhere (AVX2-only CPUs) its own convolution gradients
     # pack their operands into buffers that malloc maps afresh from the kernel on every call,
-    # so much of a step goes to page faults rather than arithmetic (bench/ceiling.py).
+    # so much of a step goes to page faults rather than arithmetic (docs/benchmarks.md).
     "TF_ENABLE_ONEDNN_OPTS": "1",
     # tensors from TensorFlow's pool (its BFC allocator) rather than from malloc, for the same
     # reason: a step's activations are large enough to be mapped and unmapped on every step
