@@ -1,4 +1,4 @@
-# Sourced by bench/gpu_check.sh and experiments/gpu_study.sh on the GPU machine, from the
+# Sourced by bench/gpu_check.sh and experiments/gpu_runs.sh on the GPU machine, from the
 # project's root: installs the Keras wheels that ../shared/gpu/prepare.sh put in .whl/ and builds
 # CIFAR-10 from .data/. With SMOKE set (a small test on any machine with the packages), only
 # builds the data from ../shared. Sets `dataset`.
