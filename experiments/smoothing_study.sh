@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The label-smoothing study of docs/study.md: smoothing 0, 0.05, 0.1
 # and 0.2, seeds 42 and 43, Method 2 (loss), in one of three regimes:
-#   default        the default recipe at its full 14 epochs on all 45,000 training images
+#   default        recipe "fast" (the default before airbench's settings) at its 14 epochs on
+#                  all 45,000 training images
 #   long           recipe "overfit" (no augmentation, no lookahead, 30 epochs) on 5,000 training
 #                  images: the unsmoothed network ends over-confident
 #   long_no_decay  the same without weight decay (--weight-decay 0)
 # Runs one after another (each uses every core); a run whose JSON exists is skipped and an
 # interrupted one resumes from its backup, so the study can be spread over several sittings.
-# Then compares the regime's runs. The default run of docs/recipe.md is this study's default
-# regime at smoothing 0.1, seed 42: copy its files to OUT/loss_s0.1_seed42.* to reuse it.
+# Then compares the regime's runs. The previous default run (results/previous/default_fbd2c01)
+# is this study's default regime at smoothing 0.1, seed 42: copy its files to
+# OUT/loss_s0.1_seed42.* to reuse it.
 #
 #     bash experiments/smoothing_study.sh DATASET default|long|long_no_decay [OUT]
 #
@@ -25,7 +27,7 @@ parallel=${PARALLEL:-1}
 read -r -a extra <<< "${STUDY_FLAGS:-}"
 read -r -a smoothings <<< "${SMOOTHINGS:-0 0.05 0.1 0.2}"
 case "$regime" in
-  default) flags=() ;;
+  default) flags=(--recipe fast) ;;
   long) flags=(--recipe overfit --train-size 6000 --val-size 1000) ;;
   long_no_decay) flags=(--recipe overfit --train-size 6000 --val-size 1000 --weight-decay 0) ;;
   *) echo "smoothing_study.sh: regime must be default, long or long_no_decay, got '$regime'" >&2
