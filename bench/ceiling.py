@@ -46,26 +46,11 @@ from keras import layers, ops  # noqa: E402
 
 from pyimagesearch import callbacks, hardware, model, whitening  # noqa: E402
 from pyimagesearch.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
-from throughput import StepTimer  # noqa: E402  (bench/ is on sys.path when run as a script)
+from throughput import StepTimer, set_inter_op  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 # the whitened stem's kernel only has to have a run's shape and scale here, not its values
 WHITENING_IMAGES = 1000
 LOOKAHEAD_EVERY = 5  # callbacks.Lookahead's default sync interval, in steps
-
-
-def set_inter_op(threads):
-    """Before the backend's runtime starts: 1 = one op at a time (hardware.make_repeatable, as
-    runs do), 0 = TensorFlow's default. Returns the setting in force, for the header."""
-    if hardware.backend() != "tensorflow":
-        return "n/a"
-    import tensorflow as tf
-
-    if threads == 1:
-        try:  # what hardware.make_repeatable does for a run
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            raise SystemExit("TensorFlow started before --inter-op could be set") from None
-    return tf.config.threading.get_inter_op_parallelism_threads()
 
 
 def cpu_details():

@@ -53,6 +53,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 import ceiling  # noqa: E402  (bench/ is on sys.path when run as a script)
+import throughput  # noqa: E402
 from pyimagesearch import hardware, model  # noqa: E402
 from pyimagesearch.batch_norm import FusedBatchNormalization  # noqa: E402
 from pyimagesearch.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
@@ -284,7 +285,7 @@ def main(argv=None):
         unknown = set(variant.split("+")) - set(VARIANT_PARTS)
         if unknown:
             parser.error(f"unknown variant part(s) {sorted(unknown)} in '{variant}'")
-    inter_op = ceiling.set_inter_op(args.inter_op)
+    inter_op = throughput.set_inter_op(args.inter_op)
     recipe = dict(RECIPES[args.recipe], lookahead=False)
     batch_size = args.batch_size or recipe["batch_size"]
     precision = ceiling.use_precision(args.precision, args.seed)

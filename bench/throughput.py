@@ -1,6 +1,8 @@
-"""Steady-state training throughput of the default recipe's model on the current Keras backend.
+"""Steady-state training throughput of recipe `fast`'s model on the current Keras backend.
 
     python bench/throughput.py                        # ~3 min on a 2-core CPU
+    python bench/throughput.py --inter-op 0           # TensorFlow's own threading: what
+                                                      # repeatable runs cost, against the above
     KERAS_BACKEND=jax python bench/throughput.py      # e.g. on a GPU
 
 Each row builds the recipe's training model afresh (model.build_models: in-model shift-and-flip
@@ -8,6 +10,7 @@ augmentation and normalisation, the recipe's SGD, with or without lookahead), tr
 `model.fit` on random uint8 images held in memory, and reports images per second over the steps
 after `--warmup` (tracing, compilation). The timer stops after the last step's loss has been read
 back, so queued device work is counted. Rows differ in precision, batch size and lookahead.
+(bench/ceiling.py times the default recipe's step, whitened stem included.)
 """
 import argparse
 import datetime
@@ -51,6 +54,19 @@ class StepTimer(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def set_inter_op(threads):
+    """Before the backend's runtime starts: 1 = one op at a time, as runs do
+    (hardware.make_repeatable), 0 = TensorFlow's default. Returns the setting in force, for the
+    header."""
+    if hardware.backend() != "tensorflow":
+        return "n/a"
+    if threads == 1 and not hardware.make_repeatable():
+        raise SystemExit("TensorFlow started before --inter-op could be set")
+    import tensorflow as tf
+
+    return tf.config.threading.get_inter_op_parallelism_threads()
+
+
 def measure(precision, batch_size, lookahead, images, one_hot, args):
     keras.mixed_precision.set_global_policy(hardware.KERAS_POLICIES[precision])
     keras.utils.set_random_seed(args.seed)
@@ -83,7 +99,11 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=50000, help="random uint8 images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--inter-op", type=int, choices=(0, 1), default=1,
+                        help="TensorFlow: 1 = one op at a time, as runs do (their default, "
+                             "--repeatable on), 0 = TensorFlow's default (--repeatable off)")
     args = parser.parse_args(argv)
+    inter_op = set_inter_op(args.inter_op)
     rng = np.random.default_rng(args.seed)
     images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     one_hot = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.images)]
@@ -99,6 +119,7 @@ def main(argv=None):
     print(f"# model: recipe 'fast' (model.build_models, learned stem), CE(label_smoothing=0.1), "
           f"random uint8 {args.images:,}x32x32x3; {args.warmup} warm-up steps, then "
           f"{args.seconds:.0f} s timed per row; steps_per_execution {args.steps_per_execution}; "
+          f"inter-op threads {inter_op} (--inter-op {args.inter_op}); "
           f"{tf_settings.describe()}")
     print(f"{'precision':<10} {'batch':>5} {'lookahead':>9} {'steps':>6} {'time_s':>7} "
           f"{'img/s':>10}")

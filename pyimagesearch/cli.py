@@ -96,6 +96,11 @@ def build_parser(method):
     add("--jit-compile", choices=tuple(run_config.JIT_COMPILE_MODES), default="auto",
         help="compile the training step with XLA: auto (the default) is Keras' choice, XLA "
              "under JAX and on a TensorFlow GPU, plain TensorFlow graphs on a CPU")
+    add("--repeatable", choices=("on", "off"), default="on",
+        help="on (the default): the same command gives the same bits, and a resumed run ends "
+             "as an uninterrupted one; TensorFlow then runs one op at a time, each on every "
+             "core. off: TensorFlow's own threading, several ops at once, with last-bit "
+             "differences from run to run. Changes nothing under JAX and PyTorch")
     add("--compile-cache", default=run_config.default_compile_cache(),
         help="JAX only: folder of the persistent compilation cache, so that a second run "
              "compiles nothing big; 'off' for none (default: $JAX_COMPILATION_CACHE_DIR or "
@@ -183,7 +188,7 @@ def main(method, argv=None):
             from pyimagesearch import hardware
             from pyimagesearch.training import run  # Keras and the backend load here
 
-            hardware.start_runtime()
+            hardware.start_runtime(config.repeatable)
 
         with signals.handled():
             result = run(method, config)

@@ -35,7 +35,7 @@ DISTILLATION = ("teacher", "teacher_sha256", "distill_temperature", "distill_wei
 # Settings that do not change what a run computes: a run resumed with other values of these is
 # still the same run (the backup's identity leaves them out).
 NOT_IDENTITY = ("debug", "precision", "process_id", "coordinator", "compile_cache",
-                "tensorboard")
+                "tensorboard", "repeatable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +78,7 @@ class RunConfig:
     coordinator: str | None
     steps_per_execution: int
     jit_compile: str
+    repeatable: bool
     compile_cache: str | None
     tensorboard: str | None
     debug: bool
@@ -147,7 +148,7 @@ def resolve(method, flags, argv):
         **teacher, precision=flags.precision, data_parallel=flags.data_parallel,
         num_processes=flags.num_processes, process_id=flags.process_id,
         coordinator=flags.coordinator, steps_per_execution=flags.steps_per_execution,
-        jit_compile=JIT_COMPILE_MODES[flags.jit_compile],
+        jit_compile=JIT_COMPILE_MODES[flags.jit_compile], repeatable=flags.repeatable == "on",
         compile_cache=None if flags.compile_cache == "off" else flags.compile_cache,
         tensorboard=flags.tensorboard, debug=flags.debug, argv=tuple(argv))
     check(config)

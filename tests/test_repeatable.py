@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import pytest
 
+import label_smoothing_loss
 from conftest import tiny_argv, wait_for_backed_up_epochs
-from pyimagesearch import hardware
+from pyimagesearch import cli, hardware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -137,3 +138,37 @@ def test_the_same_bfloat16_gradients_on_every_call():
                                capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.split() == ["1"]
+
+
+INTER_OP_THREADS = """
+import sys
+from pyimagesearch import hardware
+hardware.start_runtime(repeatable=sys.argv[1] == "on")
+import tensorflow as tf
+print(tf.config.threading.get_inter_op_parallelism_threads())
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow setting")
+@pytest.mark.parametrize("repeatable, threads", [("on", "1"), ("off", "0")])
+def test_repeatable_off_leaves_tensorflow_its_own_threading(repeatable, threads):
+    """--repeatable on runs one op at a time; off keeps TensorFlow's default (0: its own
+    choice), in a fresh process, since the setting only takes before the runtime starts."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    completed = subprocess.run([sys.executable, "-c", INTER_OP_THREADS, repeatable], cwd=ROOT,
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == [threads]
+
+
+def test_repeatable_is_a_flag_of_the_run_not_of_its_identity(tmp_path):
+    """A run backed up with --repeatable on resumes with off and back (its numbers change only
+    in the last bits); the JSON's args say which it was."""
+    argv = ["--plot", str(tmp_path / "run.png"), "--epochs", "3"]
+    default = cli.parse_config(label_smoothing_loss.METHOD, argv)
+    off = cli.parse_config(label_smoothing_loss.METHOD, [*argv, "--repeatable", "off"])
+    assert (default.repeatable, off.repeatable) == (True, False)
+    assert (default.args()["repeatable"], off.args()["repeatable"]) == (True, False)
+    assert default.identity() == off.identity()
+    changed = cli.parse_config(label_smoothing_loss.METHOD, [*argv, "--epochs", "4"])
+    assert changed.identity() != default.identity()
