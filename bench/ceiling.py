@@ -46,7 +46,8 @@ from keras import layers, ops  # noqa: E402
 
 from pyimagesearch import callbacks, hardware, model, whitening  # noqa: E402
 from pyimagesearch.recipes import DEFAULT_RECIPE, RECIPES  # noqa: E402
-from throughput import StepTimer, set_inter_op  # noqa: E402  (bench/ is on sys.path when run as a script)
+# bench/ is on sys.path when run as a script
+from throughput import StepTimer, set_inter_op  # noqa: E402
 
 # the whitened stem's kernel only has to have a run's shape and scale here, not its values
 WHITENING_IMAGES = 1000

@@ -90,9 +90,10 @@ def make_repeatable():
 def start_runtime(repeatable=True):
     """Start what loads and prints at start-up, so that a caller can silence it in one place.
     Under TensorFlow: its runtime, made repeatable first unless `repeatable` is False (it must
-    be, before the runtime starts), which is when CUDA is probed. Under JAX or PyTorch, TensorFlow is loaded where it
-    is installed, because `keras.utils.set_random_seed` imports it under every backend. JAX's
-    devices are left alone: a multi-process run must start its processes before JAX looks."""
+    be, before the runtime starts), which is when CUDA is probed. Under JAX or PyTorch,
+    TensorFlow is loaded where it is installed, because `keras.utils.set_random_seed` imports it
+    under every backend. JAX's devices are left alone: a multi-process run must start its
+    processes before JAX looks."""
     if backend() == "tensorflow":
         if repeatable:
             make_repeatable()
