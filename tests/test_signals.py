@@ -19,9 +19,12 @@ STOPS = [(signal.SIGTERM, signals.Terminated), (signal.SIGINT, KeyboardInterrupt
 
 @pytest.fixture(autouse=True)
 def handlers_restored():
-    """A stopped run ignores both signals for the rest of its process (signals.ignore_from_now):
-    give the next test the handlers back."""
+    """Each test starts with Python's own Ctrl-C handler, as in a terminal (tests started as a
+    shell's background job inherit SIGINT ignored, which a run keeps ignored). A stopped run
+    ignores both signals for the rest of its process (signals.ignore_from_now): give the next
+    test the handlers back."""
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGTERM, before[0])
     signal.signal(signal.SIGINT, before[1])
@@ -94,7 +97,8 @@ def test_once_python_exits_both_signals_are_ignored(tmp_path):
         "    pass\n"
         "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
     completed = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                               text=True, timeout=60)
+                               text=True, timeout=60,  # Ctrl-C as in a terminal, see above
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert completed.stdout.split() == ["True", "True", "True"], completed.stderr
 
 
