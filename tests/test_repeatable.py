@@ -3,7 +3,8 @@ fresh processes, gives the same history, test metrics and model, bit for bit, in
 `--precision auto` picks here: bfloat16 on a CPU that runs it fast, where concurrent TensorFlow
 ops used to round differently from one call to the next (elsewhere bfloat16 is emulated, many
 times slower, and no run uses it). The short runs here are too small to meet that rounding; the
-gradient test at the end meets it at its source."""
+gradient test at the end meets it at its source. The whole runs are run under JAX as well
+(`-m backend`): the runs inherit KERAS_BACKEND."""
 import json
 import os
 import signal
@@ -77,6 +78,7 @@ def uninterrupted(tiny_cifar, tmp_path_factory):
     return plots
 
 
+@pytest.mark.backend
 def test_the_same_command_twice_gives_the_same_bits(tiny_cifar, uninterrupted, images,
                                                     tmp_path):
     again = tmp_path / "again.png"
@@ -84,6 +86,7 @@ def test_the_same_command_twice_gives_the_same_bits(tiny_cifar, uninterrupted, i
     assert_same(outcome(uninterrupted["fast"], images), outcome(again, images))
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("recipe", ["fast", "airbench10"])
 def test_a_run_killed_between_epochs_resumes_to_the_uninterrupted_result(
         recipe, tiny_cifar, uninterrupted, images, tmp_path):
