@@ -1,6 +1,6 @@
 """Steady-state training throughput of recipe `fast`'s model on the current Keras backend.
 
-    python bench/throughput.py                        # ~3 min on a 2-core CPU
+    python bench/throughput.py                        # a few minutes on a 2-core CPU
     python bench/throughput.py --inter-op 0           # TensorFlow's own threading: what
                                                       # repeatable runs cost, against the above
     KERAS_BACKEND=jax python bench/throughput.py      # e.g. on a GPU
