@@ -79,7 +79,7 @@ def test_every_recipe_has_the_same_entries_and_the_presets_keep_their_behaviour(
                 recipe["dirac_init"]) == (flip, 0, "residual", False)
     assert [recipes.RECIPES[name]["bn_momentum"] for name in ("fast", "tutorial", "overfit")] \
         == [0.4, 0.9, 0.4]
-    assert recipes.DEFAULT_RECIPE == "airbench11"
+    assert recipes.DEFAULT_RECIPE == "airbench12"
     airbench10, fast = recipes.RECIPES["airbench10"], recipes.RECIPES["fast"]
     assert recipes.RECIPES["airbench12"] == dict(airbench10, epochs=12)
     assert recipes.RECIPES["airbench11"] == dict(airbench10, epochs=11, weight_decay=6e-3)
