@@ -43,7 +43,7 @@ CANDIDATES = {
     "random_flip": (BASE, dict(flip=True)),
     "fast10": ("fast", dict(epochs=10)),
     # more epochs, in case ten do not reach the target. "airbench11" here keeps airbench10's
-    # weight decay; RECIPES["airbench11"], the default it led to, is "airbench11+wd6e-3" below
+    # weight decay; RECIPES["airbench11"] is "airbench11+wd6e-3" below
     "airbench11": (BASE, dict(epochs=11)),
     "airbench12": ("airbench12", {}),
     # second round: the changes above that came out ahead of airbench10 (within their seeds'

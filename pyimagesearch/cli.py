@@ -40,8 +40,8 @@ def build_parser(method):
              "(default: keras.datasets.cifar10, which downloads)")
     add("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
         help="hyperparameter preset (default: %(default)s, airbench94's differences from "
-             "'fast' in 11 epochs with weight decay 6e-3; 'airbench10' and 'airbench12' the "
-             "same differences in 10 and 12 epochs); 'fast' the 14-epoch residual "
+             "'fast' in 12 epochs; 'airbench10' the same in 10 epochs, 'airbench11' in 11 "
+             "with weight decay 6e-3); 'fast' the 14-epoch residual "
              "net, 'overfit' the study's long regime (no augmentation, 30 epochs), "
              "'overfit_small' the same at half width (the distillation study's student), "
              "'tutorial' the 2019 setup (70 epochs, batch 64)")
