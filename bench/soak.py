@@ -6,8 +6,7 @@ finished run must equal an uninterrupted reference of the same command and have 
     python bench/soak.py --runs 2 --max-kills 1 --out /tmp/soak.txt   # a quick look
 
 Each run is `label_smoothing_loss.py` on a tiny CIFAR-10 that this script writes (random images,
-160 train / 40 val / 30 test, batch 32, a few epochs), the recipes airbench11 (the default,
-airbench12, but for its epochs and weight decay) and fast in turn.
+160 train / 40 val / 30 test, batch 32, a few epochs), the default recipe and fast in turn.
 Before each kill the kind and a target are drawn from a generator seeded --seed:
   epoch          a random time into the attempt's training
   backup write   the moment a temporary file appears in the backup folder (epoch_NNNN being
@@ -59,6 +58,7 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from pyimagesearch import cifar10  # noqa: E402  (numpy alone: the runs load the backend)
+from pyimagesearch.recipes import DEFAULT_RECIPE  # noqa: E402
 
 # ----------------------------------------------------------------------------- settings
 RUNS = 40               # 1-3 kills drawn each, some landing after their attempt has ended: enough
@@ -66,9 +66,9 @@ RUNS = 40               # 1-3 kills drawn each, some landing after their attempt
 MAX_KILLS = 3           # kills per run, drawn from 1..MAX_KILLS
 SEED = 26               # fixed, so that a rerun draws the same kinds and targets
 EPOCHS = 4              # enough for a resumed attempt to have epochs left to be killed in
-# the default's kind (airbench-style: whitened stem, alternating flips, a stem bias frozen
-# mid-run) and the 14-epoch one (random flips); both with lookahead
-RECIPES = ("airbench11", "fast")
+# the default (airbench-style: whitened stem, alternating flips, a stem bias frozen mid-run) and
+# the 14-epoch one (random flips); both with lookahead
+RECIPES = (DEFAULT_RECIPE, "fast")
 # the runs' own choice: bfloat16 where the CPU runs it fast (where runs once did not repeat),
 # float32 where bfloat16 would be emulated, many times slower
 PRECISION = "auto"
