@@ -23,12 +23,13 @@ batch can be compared (before either trains); the as-is network in float32 gives
 bfloat16's own rounding:
 
     keras-batch-norm   Keras' BatchNormalization in place of batch_norm.FusedBatchNormalization
-    gelu-bfloat16      GELU layers computed in the policy's dtype (bfloat16) instead of float32
+    keras-gelu         Keras' Activation("gelu") in place of gelu.FusedGELU
+    gelu-bfloat16      Keras' GELU computed in the policy's dtype (bfloat16) instead of float32
     gelu-tanh          GELU's tanh approximation (keras.activations.gelu(approximate=True))
     xla                the step compiled with XLA (compile_model(jit_compile=True))
 
 and '+' joins them: keras-batch-norm+gelu-bfloat16 is the network as it was before either
-change. TensorFlow only.
+of the first two changes, keras-gelu the network before the fused GELU. TensorFlow only.
 """
 import argparse
 import collections
@@ -65,6 +66,7 @@ LAYER_KINDS = {
     "batch_normalization": "batch norm",
     "fused_batch_normalization": "batch norm",
     "activation": "GELU",
+    "fused_gelu": "GELU",
     "max_pooling2d": "max pooling",
     "global_max_pooling2d": "global max pooling",
     "add": "residual add",
@@ -73,7 +75,7 @@ LAYER_KINDS = {
     "random_shift_and_flip": "augmentation (shift and flip)",
     "standardize": "standardisation",
 }
-VARIANT_PARTS = ("keras-batch-norm", "gelu-bfloat16", "gelu-tanh", "xla")
+VARIANT_PARTS = ("keras-batch-norm", "keras-gelu", "gelu-bfloat16", "gelu-tanh", "xla")
 OP_NAME = re.compile(r"^(?P<path>[^:]+):(?P<type>[A-Za-z0-9_]+)$")
 SUFFIX = re.compile(r"(_\d+)+$")
 
@@ -97,7 +99,9 @@ def profile(run, logdir):
 
 def op_events(plane):
     """[(graph path, op type, seconds)] of every op the executors ran (the tf_Compute threads:
-    tf.data's own threads and the profiler's markers left out)."""
+    tf.data's own threads and the profiler's markers left out). A call of an XLA-compiled
+    function (gelu.FusedGELU's kernels) runs asynchronously: the profile names it only in the
+    stats of its ExecutorState::ProcessAsync::Start event, and its op type is given as 'XLA'."""
     events = []
     for line in plane.lines:
         if not line.name.startswith("tf_Compute"):
@@ -107,7 +111,17 @@ def op_events(plane):
             match = OP_NAME.match(name)
             if match and "::" not in name:
                 events.append((match["path"], match["type"], event.duration_ps / 1e12))
+            elif name == "ExecutorState::ProcessAsync::Start":
+                stats = {plane.stat_metadata[stat.metadata_id].name: stat_text(plane, stat)
+                         for stat in event.stats}
+                if stats.get("kernel_type") == "PartitionedCall":
+                    events.append((stats["name"], "XLA", event.duration_ps / 1e12))
     return events
+
+
+def stat_text(plane, stat):
+    """A string stat's value, stored in the event or interned in the plane's stat metadata."""
+    return stat.str_value or (plane.stat_metadata[stat.ref_value].name if stat.ref_value else "")
 
 
 def step_seconds(plane):
@@ -145,6 +159,10 @@ def kind_of(path, model_names, optimizer_name):
             return "casts between layers", backward
     if parts[0] == "IteratorGetNext":
         return "input (IteratorGetNext)", backward
+    if len(parts) == 1 and parts[0].startswith("PartitionedCall"):
+        # tf.custom_gradient's gradient (gelu.FusedGELU's backward kernel) is called outside
+        # any layer's scope; the fused GELU is the network's only such function
+        return "GELU", True
     if len(parts) == 1 and parts[0].startswith("AddN"):
         # gradients of a tensor used twice (a residual branch) summed, outside any layer's scope
         return "gradient sums (AddN)", True
@@ -187,6 +205,8 @@ def swapped_network(network, variant):
             config["dtype"] = keras.mixed_precision.global_policy().name
         if is_gelu and "gelu-tanh" in parts:
             return layers.Activation(tanh_gelu, dtype=config["dtype"], name=layer.name)
+        if is_gelu and parts & {"keras-gelu", "gelu-bfloat16"}:
+            return layers.Activation.from_config(config)
         if isinstance(layer, FusedBatchNormalization) and "keras-batch-norm" in parts:
             return layers.BatchNormalization.from_config(config)
         return layer.__class__.from_config(config)

@@ -5,7 +5,7 @@ dozen elementwise and reduction ops, forward and backward, each a pass over the 
 TensorFlow's FusedBatchNormV3 (oneDNN's on CPUs) does each direction in one pass. The layer here
 is Keras' own with only its training-mode call swapped under the TensorFlow backend: the same
 weights, the same normalisation (statistics in float32), the same moving averages. Inference
-and every other backend run Keras' code unchanged, and `with_builtin_batch_norms` turns a model
+and every other backend run Keras' code unchanged, and `model.with_builtin_layers` turns a model
 back into Keras' layers for saving, so a saved model needs nothing of this package.
 """
 import keras
@@ -30,32 +30,11 @@ class FusedBatchNormalization(layers.BatchNormalization):
                                     + variance * (1 - self.momentum))
         return ops.cast(outputs, self.compute_dtype)
 
+    def builtin_layer(self):
+        """The Keras layer that computes the same: what a saved model holds."""
+        return layers.BatchNormalization.from_config(self.get_config())
+
     def _fused(self, inputs, training, mask):
         return (bool(training) and self.trainable and hardware.backend() == "tensorflow"
                 and mask is None and not self.renorm and not self.synchronized
                 and len(inputs.shape) == 4 and self.axis in (-1, 3))
-
-
-def with_builtin_batch_norms(model):
-    """`model` with every FusedBatchNormalization replaced by keras.layers.BatchNormalization
-    of the same configuration and weights (the same model when it has none): what a saved
-    `.keras` file holds, loadable without this package."""
-    if not any(isinstance(layer, FusedBatchNormalization) for layer in _all_layers(model)):
-        return model
-
-    def builtin(layer):
-        if isinstance(layer, FusedBatchNormalization):
-            return layers.BatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    # recursive: the network nested in the inference model is cloned layer by layer too
-    copy = keras.models.clone_model(model, clone_function=builtin, recursive=True)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)

@@ -4,10 +4,10 @@
                                                                 -> Normalization -> network
     inference model: uint8 ->                                       Normalization -> network
 
-The two share their layers, so they share their weights. Its batch norms train through
-TensorFlow's fused kernel (batch_norm.FusedBatchNormalization); the inference model is saved with
-Keras' own layers in their place (batch_norm.with_builtin_batch_norms), so its `.keras` file holds
-only built-in Keras layers and loads with `keras.saving.load_model` in any Python that has Keras,
+The two share their layers, so they share their weights. Its batch norms and GELUs train through
+fused kernels under TensorFlow (batch_norm.FusedBatchNormalization, gelu.FusedGELU); the inference
+model is saved with Keras' own layers in their place (`with_builtin_layers`), so its `.keras` file
+holds only built-in Keras layers and loads with `keras.saving.load_model` in any Python that has Keras,
 on any backend, without this package.
 """
 import keras
@@ -69,6 +69,31 @@ def build_models(recipe, mean, std, stem_kernel=None, seed=None):
                            name=f"{network.name}_training")
     inference = keras.Model(images, network(standardize(images)), name=network.name)
     return training, inference
+
+
+def with_builtin_layers(model):
+    """`model` with every layer that has a `builtin_layer` (this package's fused layers) replaced
+    by that Keras layer, of the same configuration and weights (the same model when it has none):
+    what a saved `.keras` file holds, loadable without this package."""
+    if not any(hasattr(layer, "builtin_layer") for layer in _all_layers(model)):
+        return model
+
+    def builtin(layer):
+        if hasattr(layer, "builtin_layer"):
+            return layer.builtin_layer()
+        return layer.__class__.from_config(layer.get_config())
+
+    # recursive: the network nested in the inference model is cloned layer by layer too
+    copy = keras.models.clone_model(model, clone_function=builtin, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def _frozen_after_steps(recipe, steps_per_epoch):

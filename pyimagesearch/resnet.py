@@ -10,6 +10,7 @@ import numpy as np
 from keras import layers
 
 from pyimagesearch.batch_norm import FusedBatchNormalization
+from pyimagesearch.gelu import FusedGELU
 
 # Keras' default BatchNormalization momentum (0.99) averages over ~100 steps, too slow for runs of
 # only a few hundred steps per epoch; 0.9 follows the book and keeps evaluation statistics fresh.
@@ -26,7 +27,7 @@ def _batch_norm(momentum=BN_MOMENTUM, scale=True):
 def _gelu():
     # float32 under any policy: TensorFlow's CPU kernels for erf and the products around it are
     # much slower in bfloat16 than in float32, and the next layer casts the result back anyway
-    return layers.Activation("gelu", dtype="float32")
+    return FusedGELU(dtype="float32")
 
 
 def _bottleneck(inputs, filters, stride, project_shortcut):

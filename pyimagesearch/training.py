@@ -13,13 +13,14 @@ import sys
 import keras
 import numpy as np
 
-from pyimagesearch import (backup, batch_norm, callbacks, distillation, hardware, signals,
-                           whitening, writing)
+from pyimagesearch import (backup, callbacks, distillation, hardware, signals, whitening,
+                           writing)
 from pyimagesearch.batches import pad_to_whole_batches
 from pyimagesearch.cifar10 import NUM_CLASSES, load_cifar10, split_data
 from pyimagesearch.errors import TrainingDiverged, UsageError
 from pyimagesearch.evaluation import evaluate, prediction_batch_size
-from pyimagesearch.model import build_models, channel_stats, compile_model, normalize
+from pyimagesearch.model import (build_models, channel_stats, compile_model, normalize,
+                                 with_builtin_layers)
 from pyimagesearch.phases import Phases
 from pyimagesearch.placement import Placement
 from pyimagesearch.runlock import OutputLock
@@ -92,7 +93,7 @@ def run(method, config):
         if placement.writes:  # the others, with the same numbers, stay quiet
             print(report_text)
             writing.write_run_outputs(paths, result, report_text,
-                                      batch_norm.with_builtin_batch_norms(inference_model),
+                                      with_builtin_layers(inference_model),
                                       phases, config.script)
     return result
 

@@ -6,7 +6,8 @@ import pytest
 from keras import layers
 
 from pyimagesearch import hardware
-from pyimagesearch.batch_norm import FusedBatchNormalization, with_builtin_batch_norms
+from pyimagesearch.batch_norm import FusedBatchNormalization
+from pyimagesearch.model import with_builtin_layers
 
 EPSILON = 2e-5
 
@@ -94,7 +95,7 @@ def test_the_saved_copy_holds_keras_layers_and_predicts_the_same(tmp_path):
     batch = rng.normal(size=(10, 6, 6, 3)).astype("float32")
     outer(batch, training=True)  # moving statistics away from their initial values
 
-    copy = with_builtin_batch_norms(outer)
+    copy = with_builtin_layers(outer)
 
     kinds = [type(layer) for layer in copy.get_layer(index=2).layers]
     assert layers.BatchNormalization in kinds and FusedBatchNormalization not in kinds
@@ -105,4 +106,4 @@ def test_the_saved_copy_holds_keras_layers_and_predicts_the_same(tmp_path):
     np.testing.assert_array_equal(hardware.to_numpy(loaded(batch)),
                                   hardware.to_numpy(outer(batch)))
     # a model without the layer is returned as it is
-    assert with_builtin_batch_norms(copy) is copy
+    assert with_builtin_layers(copy) is copy
