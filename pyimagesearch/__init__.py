@@ -14,12 +14,14 @@ Each module imports only modules below it in this list (tests/test_layout.py che
   runlock      one run per set of outputs: a lock file beside them
   distillation knowledge distillation from a saved teacher: its logits, the loss
   evaluation   test metrics, classification report, temperature scaling
-  model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers
+  model        the recipe's model assembled: uint8 in, augmentation and normalisation as layers;
+               Keras' own layers in place of the fused ones, for saving
   batches      each epoch's order of the training images, in whole batches
   penultimate  the penultimate-layer projection of Mueller et al. (2019)
   augment      training augmentation and test-time views, as Keras layers and ops
   resnet       the networks
-  batch_norm   batch norm through TensorFlow's fused kernel; Keras' own layers for saving
+  batch_norm   batch norm through TensorFlow's fused kernel
+  gelu         GELU's training step as two fused XLA kernels under TensorFlow
   hardware     backend, devices, precision, versions, compiling (the only module that
                imports tensorflow, jax or torch)
   optimizer    SGD with decoupled weight decay and faster batch-norm shifts
