@@ -7,8 +7,8 @@
 The two share their layers, so they share their weights. Its batch norms and GELUs train through
 fused kernels under TensorFlow (batch_norm.FusedBatchNormalization, gelu.FusedGELU); the inference
 model is saved with Keras' own layers in their place (`with_builtin_layers`), so its `.keras` file
-holds only built-in Keras layers and loads with `keras.saving.load_model` in any Python that has Keras,
-on any backend, without this package.
+holds only built-in Keras layers and loads with `keras.saving.load_model` in any Python that has
+Keras, on any backend, without this package.
 """
 import keras
 import numpy as np

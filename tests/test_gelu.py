@@ -21,7 +21,7 @@ def _inputs(seed, shape=(8, 5, 5, 6)):
 
 
 def _exact(x):
-    """(x·Φ(x), Φ(x) + x·φ(x)) in float64, Φ from math.erfc: the function and its derivative."""
+    """(x·Φ(x), Φ(x) + x·φ(x)) in float64, Φ from math.erfc: GELU and its derivative."""
     x = np.asarray(x, np.float64)
     cdf = 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2))
     pdf = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
