@@ -13,10 +13,15 @@ validation accuracy against cumulative epoch time (time to accuracy).
 """
 import argparse
 import collections
-import json
 import os
 import shlex
 import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pyimagesearch.comparison import load_run, view_metrics  # noqa: E402
+from pyimagesearch.errors import NotARunError  # noqa: E402
 
 
 def shown_command(run):
@@ -30,12 +35,12 @@ def shown_command(run):
 
 def run_row(run, link):
     seconds = run["history"]["seconds"]
-    metrics, scaled = run["test_metrics"], run["test_metrics_temperature_scaled"]
+    views, one_view = view_metrics(run, "tta"), view_metrics(run, "one_view")
     cells = [f"[`{shown_command(run)}`]({link})", str(run["epochs_completed"]),
              f"{run['wall_seconds']:,.0f} s ({run['wall_seconds'] / 60:.1f} min)",
-             f"{statistics.median(seconds[1:]):.0f} s", f"**{100 * metrics['accuracy']:.2f}%**",
-             f"{100 * run['one_view']['test_metrics']['accuracy']:.2f}%", f"{metrics['nll']:.3f}",
-             f"{metrics['ece']:.3f}", f"{scaled['ece']:.3f} ({run['temperature']:.2f})"]
+             f"{statistics.median(seconds[1:]):.0f} s", f"**{100 * views['accuracy']:.2f}%**",
+             f"{100 * one_view['accuracy']:.2f}%", f"{views['nll']:.3f}", f"{views['ece']:.3f}",
+             f"{views['ece_scaled']:.3f} ({views['temperature']:.2f})"]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -48,8 +53,8 @@ def seed_summaries(runs):
     for (method, precision), by_seed in groups.items():
         if len(by_seed) < 2:
             continue
-        six = [100 * run["test_metrics"]["accuracy"] for run in by_seed.values()]
-        one = [100 * run["one_view"]["test_metrics"]["accuracy"] for run in by_seed.values()]
+        six = [100 * view_metrics(run, "tta")["accuracy"] for run in by_seed.values()]
+        one = [100 * view_metrics(run, "one_view")["accuracy"] for run in by_seed.values()]
         lines.append(f"{method}, {precision}, seeds {', '.join(map(str, sorted(by_seed)))}: "
                      f"six views {statistics.mean(six):.2f} ± {statistics.stdev(six):.2f}%, "
                      f"one view {statistics.mean(one):.2f} ± {statistics.stdev(one):.2f}%")
@@ -98,10 +103,10 @@ def main(argv=None):
     parser.add_argument("--link-from", default="docs",
                         help="folder the links are written relative to (default: docs)")
     args = parser.parse_args(argv)
-    runs = []
-    for path in args.runs:
-        with open(path, encoding="utf-8") as handle:
-            runs.append(json.load(handle))
+    try:
+        runs = [load_run(path) for path in args.runs]
+    except NotARunError as error:
+        sys.exit(f"error: {error}")
     header = ["command", "epochs", "wall time", "steady epoch (median)",
               "test accuracy (6 views)", "one view", "NLL", "ECE", "ECE after T-scaling (T)"]
     print("| " + " | ".join(header) + " |")

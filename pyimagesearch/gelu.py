@@ -1,7 +1,7 @@
 """GELU whose training step runs as two fused kernels under TensorFlow.
 
-TensorFlow runs Keras' exact GELU, 0.5·x·erfc(-x/√2), as a handful of elementwise ops and its
-gradient as a dozen more, each a pass over some of the network's largest tensors; on a CPU that
+TensorFlow runs Keras' exact GELU, 0.5·x·erfc(-x/√2), and its autodiff gradient as many
+elementwise ops, each a pass over some of the network's largest tensors; on a CPU that
 memory traffic, not the arithmetic, is what it costs. The layer here is Keras'
 `Activation("gelu")` whose training-mode call, under TensorFlow, computes the same function and
 its analytic gradient, Φ(x) + x·φ(x), each in one XLA-compiled kernel

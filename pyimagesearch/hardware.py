@@ -125,7 +125,7 @@ def fused_batch_norm_training(inputs, scale, offset, epsilon):
 def fused_gelu_training(inputs):
     """Exact GELU, x·Φ(x), of `inputs` for a training step: the forward pass and its gradient
     each one XLA-compiled elementwise kernel (one pass over the tensor), where TensorFlow's own
-    GELU and its autodiff gradient are a dozen ops, each a pass. TensorFlow only."""
+    GELU and its autodiff gradient are many ops, each a pass. TensorFlow only."""
     return _tf_fused_gelu()(inputs)
 
 
